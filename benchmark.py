@@ -1,0 +1,211 @@
+"""Measure training speed against what this machine can do, in one run.
+
+    python benchmark.py                       # batch 128, writes figures/benchmark.json
+    python benchmark.py --batch-sizes 64 128 256 --epoch-steps 200
+    python benchmark.py --steps 3 --windows 2 --epoch-steps 4 --out /tmp/bench.json  # smoke test
+
+Reports, for the real infogan.py training step (same function, same options):
+- step time and real images/s: median over --windows windows of --steps steps, after warm-up;
+- the epoch loop with data input (infogan.epoch_dataset) for --epoch-steps steps;
+- the machine's fp32 matrix-multiply rate in TensorFlow (the practical ceiling), the model FLOPs
+  of one training step counted from the layer shapes, the achieved GFLOP/s and the utilization;
+- the peak resident memory of this process (which holds MNIST, both models and the step).
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import infogan
+from model import build_discriminator, build_generator
+from utils import UserError, atomic_path, load_mnist
+
+
+def layer_macs(network):
+    """Multiply-accumulates of one forward pass of one example, per layer, from the layer shapes."""
+    macs = {}
+    for layer in network.layers:
+        kind = type(layer).__name__
+        if kind == "Dense":
+            macs[layer.name] = int(np.prod(layer.kernel.shape))
+        elif kind == "Conv2D":  # each output pixel: k*k*c_in*c_out
+            out_h, out_w = layer.output.shape[1:3]
+            macs[layer.name] = int(out_h * out_w * np.prod(layer.kernel.shape))
+        elif kind == "Conv2DTranspose":  # each INPUT pixel scatters k*k*c_in*c_out
+            in_h, in_w = layer.input.shape[1:3]
+            macs[layer.name] = int(in_h * in_w * np.prod(layer.kernel.shape))
+    return macs
+
+
+def training_step_flops(generator, discriminator):
+    """FLOPs (2 per MAC) of one InfoGAN training step per real image, counting matmuls and convs.
+
+    Forward: G once, the discriminator on the real and on the fake batch. Backward: d_loss through
+    the discriminator on both batches (weight and input gradients, none into the images);
+    g_loss through the discriminator on the fakes (input gradients only) and through G (weight
+    gradients, and input gradients below the first layer). Elementwise, BN and Adam are left out.
+    """
+    g, d = layer_macs(generator), layer_macs(discriminator)
+    g_total, d_total = sum(g.values()), sum(d.values())
+    d_first, g_first = d["d_conv1"], g["g_fc1"]
+    macs = (
+        g_total  # G forward
+        + 2 * d_total  # D forward, real and fake
+        + 2 * (d_total + d_total - d_first)  # d_loss backward on real and fake
+        + d_total  # g_loss backward through D on the fakes (input gradients)
+        + g_total + g_total - g_first  # g_loss backward through G
+    )  # fmt: skip
+    return 2 * macs
+
+
+def matmul_gflops(size=2048, repeats=20):
+    """The machine's fp32 matrix-multiply rate in TensorFlow, best of three timed runs."""
+    a = tf.random.uniform((size, size))
+    b = tf.random.uniform((size, size), -1, 1) / size**0.5  # keeps the chain's values bounded
+
+    @tf.function
+    def chain():
+        x = a
+        for _ in range(repeats):  # each product needs the last, so none can be skipped or merged
+            x = tf.matmul(x, b)
+        return x
+
+    chain().numpy()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        chain().numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9
+
+
+def time_steps(train_step, batches, seeds, steps):
+    start = time.perf_counter()
+    for i in range(steps):
+        losses = train_step(batches[i % len(batches)], seeds[:, i % seeds.shape[1]])
+    float(losses["d_loss"])  # wait for the last step
+    return (time.perf_counter() - start) / steps
+
+
+def benchmark_batch_size(batch_size, x_train, args, config):
+    keras.utils.set_random_seed(0)
+    config = infogan.Config(**{**vars(config), "batch_size": batch_size})
+    generator, discriminator = build_generator(), build_discriminator()
+    g_optimizer, d_optimizer = infogan.make_optimizers(generator, discriminator, config)
+    train_step = infogan.make_train_step(generator, discriminator, g_optimizer, d_optimizer, config)
+    seeds = tf.random.Generator.from_seed(0).make_seeds(max(args.steps, args.epoch_steps))
+    batches = list(infogan.epoch_dataset(x_train, batch_size, 0, 1).take(8))
+
+    start = time.perf_counter()
+    time_steps(train_step, batches, seeds, 1)
+    compile_seconds = time.perf_counter() - start
+    time_steps(train_step, batches, seeds, args.warmup)
+    windows = [time_steps(train_step, batches, seeds, args.steps) for _ in range(args.windows)]
+    step_seconds = statistics.median(windows)
+
+    # The epoch loop as infogan.py runs it: input pipeline, step, loss read-back each step.
+    start = time.perf_counter()
+    for step, real_images in enumerate(infogan.epoch_dataset(x_train, batch_size, 0, 2)):
+        if step == args.epoch_steps:
+            break
+        losses = train_step(real_images, seeds[:, step])
+        _ = {name: float(value) for name, value in losses.items()}
+    loop_seconds = (time.perf_counter() - start) / min(step, args.epoch_steps)
+
+    flops = training_step_flops(generator, discriminator) * batch_size
+    return {
+        "batch_size": batch_size,
+        "compile_seconds": compile_seconds,
+        "step_ms": 1000 * step_seconds,
+        "step_ms_windows": [1000 * w for w in windows],
+        "images_per_second": batch_size / step_seconds,
+        "epoch_loop_images_per_second": batch_size / loop_seconds,
+        "epoch_seconds_estimate": (len(x_train) // batch_size) * loop_seconds,
+        "gflop_per_step": flops / 1e9,
+        "achieved_gflops": flops / step_seconds / 1e9,
+    }
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def machine_description():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if "model name" in line]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpus": gpus,
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128])
+    parser.add_argument("--steps", type=int, default=20, help="steps per timing window")
+    parser.add_argument("--windows", type=int, default=5, help="timing windows (median taken)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps after compiling")
+    parser.add_argument("--epoch-steps", type=int, default=100, help="steps of the epoch loop")
+    parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--data", default="", help="Keras-layout mnist.npz (as infogan.py)")
+    parser.add_argument("--out", default=os.path.join("figures", "benchmark.json"))
+    args = parser.parse_args(argv)
+    try:
+        if min(args.steps, args.windows, args.epoch_steps, *args.batch_sizes) < 1:
+            raise UserError("--steps, --windows, --epoch-steps and --batch-sizes must be >= 1")
+        x_train = tf.constant(load_mnist(args.data or None)[0])
+        config = infogan.Config(jit_compile=args.jit_compile)
+        ceiling = matmul_gflops()
+        rows = [benchmark_batch_size(b, x_train, args, config) for b in args.batch_sizes]
+    except UserError as error:
+        sys.exit(f"error: {error}")
+    for row in rows:
+        row["utilization"] = row["achieved_gflops"] / ceiling
+    report = {
+        "machine": machine_description(),
+        "matmul_gflops_fp32": ceiling,
+        "jit_compile": args.jit_compile,
+        "peak_rss_mb": peak_rss_mb(),
+        "results": rows,
+        "command": "python benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    with atomic_path(args.out) as temporary, open(temporary, "w") as handle:
+        json.dump(report, handle, indent=2)
+
+    print(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+          f"GPUs: {report['machine']['gpus'] or 'none'}")  # fmt: skip
+    print(f"fp32 matmul ceiling: {ceiling:.0f} GFLOP/s; peak RSS {report['peak_rss_mb']:.0f} MB")
+    print("batch  step_ms  img/s(step)  img/s(epoch loop)  GFLOP/step  GFLOP/s  utilization")
+    for r in rows:
+        print(
+            f"{r['batch_size']:5d}  {r['step_ms']:7.1f}  {r['images_per_second']:11.0f}  "
+            f"{r['epoch_loop_images_per_second']:17.0f}  {r['gflop_per_step']:10.2f}  "
+            f"{r['achieved_gflops']:7.0f}  {r['utilization']:11.0%}"
+        )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,480 @@
+"""Train InfoGAN on MNIST.
+
+    python infogan.py                          # published defaults, resumes if interrupted
+    python infogan.py --data ~/mnist.npz       # offline: a local Keras-layout mnist.npz
+    python infogan.py --epochs 3 --out runs/try  # a scratch run in its own folder
+    python infogan.py --fresh                  # discard the checkpoints and start over
+
+Writes (under --out, default the repo root): figures/image_generated_epoch_<N>.png,
+figures/network_losses.png, figures/losses_per_step.csv, figures/losses_per_epoch.csv,
+model/infogan_model_generator.keras, model/infogan_model_discriminator.keras (body + D + Q heads),
+model/config.json, and checkpoints/ for resuming.
+"""
+
+import argparse
+import dataclasses
+import glob
+import json
+import math
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from model import build_discriminator, build_generator
+from utils import (
+    UserError,
+    atomic_path,
+    category_grid_latent,
+    cluster_accuracy,
+    image_grid,
+    join_latent,
+    load_mnist,
+    predict_codes,
+    sample_latent,
+    save_png,
+)
+
+tfd = tfp.distributions
+
+GENERATOR_FILE = "infogan_model_generator.keras"
+DISCRIMINATOR_FILE = "infogan_model_discriminator.keras"
+# Options that may change between an interrupted run and its resumption.
+RESUMABLE_OPTIONS = {"epochs", "fresh", "data", "out", "progress"}
+
+
+@dataclasses.dataclass
+class Config:
+    epochs: int = 12  # passes over the 60k training images (468 steps each at batch 128)
+    batch_size: int = 128
+    g_lr: float = 1e-3  # Adam learning rate of G
+    d_lr: float = 2e-4  # Adam learning rate of the discriminator body, D head and Q head
+    beta1: float = 0.5  # Adam beta1 (both optimizers)
+    beta2: float = 0.999  # Adam beta2 (both optimizers)
+    lambda_cat: float = 1.0  # weight of the categorical info loss
+    lambda_cont: float = 1.0  # weight of the Gaussian info loss of c1, c2
+    continuous_std: str = "fixed"  # "fixed": std 1 (official code); "learned": Q's log-std
+    seed: int = 0  # weights, latents and data order
+    data: str = ""  # Keras-layout mnist.npz; empty: Keras cache, then download
+    out: str = "."  # run folder holding figures/, model/, checkpoints/
+    fresh: bool = False  # ignore and delete existing checkpoints of this run folder
+    keep_checkpoints: int = 3  # how many epoch checkpoints to keep
+    grid_columns: int = 10  # noise draws per row of the per-epoch grid
+    jit_compile: bool = True  # XLA-compile the training step (same maths, faster on CPU)
+    progress: bool = True  # per-step progress bar when stdout is a terminal
+
+
+def parse_config(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    comments = _field_comments()
+    for field in dataclasses.fields(Config):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{comments.get(field.name, '')} (default: {field.default!r})"
+        if field.type is bool or field.type == "bool":
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=field.default,
+                help=help_text,
+            )
+        else:
+            kind = {"int": int, "float": float, "str": str}[
+                getattr(field.type, "__name__", field.type)
+            ]
+            parser.add_argument(flag, type=kind, default=field.default, help=help_text)
+    config = Config(**vars(parser.parse_args(argv)))
+    validate_config(config)
+    return config
+
+
+def _field_comments():
+    """The trailing comment of each Config field, reused as its --help text."""
+    import inspect
+
+    comments = {}
+    for line in inspect.getsource(Config).splitlines():
+        name, _, rest = line.strip().partition(":")
+        if "#" in rest:
+            comments[name] = rest.split("#", 1)[1].strip()
+    return comments
+
+
+def validate_config(config):
+    positive = [
+        "epochs",
+        "batch_size",
+        "g_lr",
+        "d_lr",
+        "keep_checkpoints",
+        "grid_columns",
+    ]
+    for name in positive:
+        if not getattr(config, name) > 0:
+            raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
+    for name in ("beta1", "beta2"):
+        if not 0 <= getattr(config, name) < 1:
+            raise UserError(f"--{name} must be in [0, 1), got {getattr(config, name)}")
+    for name in ("lambda_cat", "lambda_cont"):
+        if getattr(config, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
+    if config.continuous_std not in ("learned", "fixed"):
+        raise UserError(
+            f"--continuous-std must be 'learned' or 'fixed', got {config.continuous_std!r}"
+        )
+
+
+# -------------------------------------------------------------------------------------- losses
+
+
+def discriminator_gan_loss(real_logit, fake_logit):
+    """-log D(x) - log(1 - D(G(z))), from logits."""
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    return bce(tf.ones_like(real_logit), real_logit) + bce(tf.zeros_like(fake_logit), fake_logit)
+
+
+def generator_gan_loss(fake_logit):
+    """Non-saturating: -log D(G(z)), from logits."""
+    return keras.losses.BinaryCrossentropy(from_logits=True)(tf.ones_like(fake_logit), fake_logit)
+
+
+def info_loss(categorical_code, continuous_codes, categorical_logits, mean, log_std, config):
+    """L_I = lambda_cat * CE(c_cat, Q) + lambda_cont * Gaussian NLL(c1, c2 | Q), batch means.
+
+    Returns (total, categorical_nll, continuous_nll). The continuous NLL sums over c1 and c2,
+    each with its own mean and std.
+    """
+    categorical_nll = -tf.reduce_mean(
+        tfd.Categorical(logits=categorical_logits).log_prob(tf.argmax(categorical_code, axis=-1))
+    )
+    if config.continuous_std == "fixed":
+        log_std = tf.zeros_like(mean)
+    # A clip keeps exp(-2 log_std) finite while Q's first guesses are poor.
+    scale = tf.exp(tf.clip_by_value(log_std, -5.0, 2.0))
+    continuous_nll = -tf.reduce_mean(
+        tf.reduce_sum(tfd.Normal(loc=mean, scale=scale).log_prob(continuous_codes), axis=-1)
+    )
+    total = config.lambda_cat * categorical_nll + config.lambda_cont * continuous_nll
+    return total, categorical_nll, continuous_nll
+
+
+# ---------------------------------------------------------------------------------- train step
+
+
+def make_train_step(generator, discriminator, g_optimizer, d_optimizer, config, compile=True):
+    """One simultaneous update of G and of the discriminator (body, D head, Q head), as in the
+    official InfoGAN code: both gradients come from the same fakes."""
+    g_variables = generator.trainable_variables
+    d_variables = [  # shared body + D head + Q head (less the log-std output when it is unused)
+        v
+        for v in discriminator.trainable_variables
+        if config.continuous_std == "learned" or "continuous_log_std" not in v.path
+    ]
+
+    def train_step(real_images, seed):
+        # real_images (B, 28, 28, 1) in [-1, 1]; seed (2,) int: a stateless seed for the latents.
+        batch_size = tf.shape(real_images)[0]
+        categorical_code, continuous_codes, noise = sample_latent(batch_size, seed)
+        with tf.GradientTape(persistent=True) as tape:
+            fake_images = generator(
+                join_latent(categorical_code, continuous_codes, noise), training=True
+            )
+            real_logit = discriminator(real_images, training=True)[0]
+            fake_logit, categorical_logits, mean, log_std = discriminator(
+                fake_images, training=True
+            )
+            d_gan = discriminator_gan_loss(real_logit, fake_logit)
+            g_gan = generator_gan_loss(fake_logit)
+            info, categorical_nll, continuous_nll = info_loss(
+                categorical_code,
+                continuous_codes,
+                categorical_logits,
+                mean,
+                log_std,
+                config,
+            )
+            # Who learns from what: d_loss updates the shared body, D head and Q head, so the info
+            # loss trains Q AND the body it shares with D; g_loss updates G only, so G learns to
+            # fool D and to make its codes readable by Q.
+            d_loss = d_gan + info
+            g_loss = g_gan + info
+        d_gradients = tape.gradient(d_loss, d_variables)
+        g_gradients = tape.gradient(g_loss, g_variables)
+        d_optimizer.apply_gradients(zip(d_gradients, d_variables, strict=True))
+        g_optimizer.apply_gradients(zip(g_gradients, g_variables, strict=True))
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "info_loss": info,
+            "categorical_nll": categorical_nll,
+            "continuous_nll": continuous_nll,
+        }
+
+    if not compile:
+        return train_step
+    return tf.function(train_step, jit_compile=config.jit_compile, reduce_retracing=True)
+
+
+def make_optimizers(generator, discriminator, config):
+    g_optimizer = keras.optimizers.Adam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2)
+    d_optimizer = keras.optimizers.Adam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2)
+    # Built now so that a checkpoint restores their slots instead of deferring.
+    g_optimizer.build(generator.trainable_variables)
+    d_optimizer.build(discriminator.trainable_variables)
+    return g_optimizer, d_optimizer
+
+
+# ---------------------------------------------------------------------------------------- data
+
+
+def epoch_dataset(x_train, batch_size, seed, epoch):
+    """Batches (B, 28, 28, 1) float32 in [-1, 1] of one epoch. The order depends only on
+    (seed, epoch), so a resumed run sees exactly the batches an uninterrupted one would."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
+
+    def gather(indices):
+        return tf.cast(tf.gather(x_train, indices), tf.float32)[..., None] / 127.5 - 1.0
+
+    return (
+        tf.data.Dataset.from_tensor_slices(order)
+        .batch(batch_size, drop_remainder=True)
+        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+# --------------------------------------------------------------------------------------- files
+
+
+class Run:
+    """Paths of one run folder."""
+
+    def __init__(self, out):
+        self.figures = os.path.join(out, "figures")
+        self.model = os.path.join(out, "model")
+        self.checkpoints = os.path.join(out, "checkpoints")
+        self.generator = os.path.join(self.model, GENERATOR_FILE)
+        self.discriminator = os.path.join(self.model, DISCRIMINATOR_FILE)
+        self.config = os.path.join(self.model, "config.json")
+        self.checkpoint_config = os.path.join(self.checkpoints, "config.json")
+        self.step_csv = os.path.join(self.figures, "losses_per_step.csv")
+        self.epoch_csv = os.path.join(self.figures, "losses_per_epoch.csv")
+        self.loss_figure = os.path.join(self.figures, "network_losses.png")
+
+    def epoch_grid(self, epoch):
+        return os.path.join(self.figures, f"image_generated_epoch_{epoch}.png")
+
+
+def save_model(model, path):
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+
+
+def write_json(data, path):
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+        json.dump(data, handle, indent=2)
+
+
+def write_csv(frame, path):
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
+
+
+def plot_losses(step_frame, epoch_frame, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
+    window = max(1, min(50, len(step_frame) // 20))
+    smooth = step_frame[["d_loss", "g_loss", "info_loss"]].rolling(window, min_periods=1).mean()
+    smooth["epoch"] = step_frame["epoch_progress"]
+    long = smooth.melt(id_vars="epoch", var_name="loss", value_name="value")
+    sns.lineplot(data=long, x="epoch", y="value", hue="loss", ax=loss_axis, linewidth=1)
+    loss_axis.set(
+        title=f"Training losses (rolling mean of {window} steps)",
+        xlabel="epoch",
+        ylabel="loss",
+    )
+    sns.lineplot(data=epoch_frame, x="epoch", y="test_accuracy", marker="o", ax=accuracy_axis)
+    accuracy_axis.set(
+        title="Q's categorical accuracy on the 10k test images (Hungarian)",
+        xlabel="epoch",
+        ylabel="accuracy",
+        ylim=(0, 1),
+    )
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------- main
+
+
+def train(config):
+    run = Run(config.out)
+    for folder in (run.figures, run.model, run.checkpoints):
+        os.makedirs(folder, exist_ok=True)
+    x_train, _, x_test, y_test = load_mnist(config.data or None)
+    keras.utils.set_random_seed(config.seed)
+
+    generator, discriminator = build_generator(), build_discriminator()
+    g_optimizer, d_optimizer = make_optimizers(generator, discriminator, config)
+    epoch = tf.Variable(0, dtype=tf.int64, name="epoch")  # completed epochs
+    rng = tf.random.Generator.from_seed(config.seed)
+    checkpoint = tf.train.Checkpoint(
+        generator=generator,
+        discriminator=discriminator,
+        g_optimizer=g_optimizer,
+        d_optimizer=d_optimizer,
+        epoch=epoch,
+        rng=rng,
+    )
+    manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, config.keep_checkpoints)
+    step_frame, epoch_frame = start_or_resume(config, run, checkpoint, manager, epoch)
+    if int(epoch) >= config.epochs:
+        print(f"{config.out}: already trained {int(epoch)} epochs; raise --epochs or pass --fresh")
+        return
+
+    train_step = make_train_step(generator, discriminator, g_optimizer, d_optimizer, config)
+    grid_latent = category_grid_latent(config.grid_columns, config.seed)
+    x_train = tf.constant(x_train)  # uint8, scaled per batch in the input pipeline
+    steps_per_epoch = len(x_train) // config.batch_size
+    print(
+        f"training epochs {int(epoch) + 1}..{config.epochs}, "
+        f"{steps_per_epoch} steps of {config.batch_size}"
+    )
+
+    while int(epoch) < config.epochs:
+        current = int(epoch) + 1
+        seeds = rng.make_seeds(steps_per_epoch)  # (2, steps): one stateless seed per step
+        show_bar = config.progress and sys.stdout.isatty()
+        bar = (
+            keras.utils.Progbar(steps_per_epoch, stateful_metrics=["d_loss", "g_loss", "info_loss"])
+            if show_bar
+            else None
+        )
+        rows, started = [], time.perf_counter()
+        for step, real_images in enumerate(
+            epoch_dataset(x_train, config.batch_size, config.seed, current)
+        ):
+            losses = {
+                name: float(value)
+                for name, value in train_step(real_images, seeds[:, step]).items()
+            }
+            if not all(math.isfinite(value) for value in losses.values()):
+                raise UserError(
+                    f"a loss became {losses} at epoch {current} step {step + 1}; stopped. The "
+                    f"last good checkpoint (epoch {int(epoch)}) and models in {run.model} are "
+                    f"kept; try a lower "
+                    f"learning rate, another --seed, or --fresh"
+                )
+            rows.append(
+                {
+                    "epoch": current,
+                    "step": (current - 1) * steps_per_epoch + step + 1,
+                    **losses,
+                }
+            )
+            if bar:
+                bar.update(
+                    step + 1,
+                    [(name, losses[name]) for name in ("d_loss", "g_loss", "info_loss")],
+                )
+        seconds = time.perf_counter() - started
+
+        accuracy, _ = cluster_accuracy(y_test, predict_codes(discriminator, x_test)[0])
+        save_png(
+            image_grid(generator(grid_latent, training=False), 10, config.grid_columns),
+            run.epoch_grid(current),
+            scale=2,
+        )
+        new_steps = pd.DataFrame(rows)
+        new_steps["epoch_progress"] = new_steps["step"] / steps_per_epoch
+        step_frame = pd.concat([step_frame, new_steps], ignore_index=True)
+        summary = {
+            "epoch": current,
+            **new_steps[["d_loss", "g_loss", "info_loss", "categorical_nll", "continuous_nll"]]
+            .mean()
+            .to_dict(),
+            "test_accuracy": accuracy,
+            "seconds": seconds,
+            "images_per_second": steps_per_epoch * config.batch_size / seconds,
+        }
+        epoch_frame = pd.concat([epoch_frame, pd.DataFrame([summary])], ignore_index=True)
+        write_csv(step_frame, run.step_csv)
+        write_csv(epoch_frame, run.epoch_csv)
+        plot_losses(step_frame, epoch_frame, run.loss_figure)
+        save_model(generator, run.generator)
+        save_model(discriminator, run.discriminator)
+        epoch.assign(current)
+        manager.save(checkpoint_number=current)  # last, so a checkpoint implies all files above
+        print(
+            f"epoch {current}/{config.epochs}  d_loss {summary['d_loss']:.3f}  "
+            f"g_loss {summary['g_loss']:.3f}  "
+            f"info {summary['info_loss']:.3f}  test_acc {accuracy:.4f}  {seconds:.1f}s  "
+            f"{summary['images_per_second']:.0f} img/s",
+            flush=True,
+        )
+
+
+def start_or_resume(config, run, checkpoint, manager, epoch):
+    """Restore the newest checkpoint unless --fresh; return the loss history up to that epoch."""
+    saved = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_OPTIONS}
+    if config.fresh or manager.latest_checkpoint is None:
+        for path in glob.glob(os.path.join(run.checkpoints, "*")) + glob.glob(run.epoch_grid("*")):
+            os.remove(path)
+        for path in (run.step_csv, run.epoch_csv):
+            if os.path.exists(path):
+                os.remove(path)
+        write_json(saved, run.checkpoint_config)
+        write_json(dataclasses.asdict(config), run.config)
+        return pd.DataFrame(), pd.DataFrame()
+
+    if os.path.exists(run.checkpoint_config):
+        with open(run.checkpoint_config) as handle:
+            previous = json.load(handle)
+        changed = {k: (previous.get(k), v) for k, v in saved.items() if previous.get(k) != v}
+        if changed:
+            described = ", ".join(
+                f"{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items()
+            )
+            raise UserError(
+                f"{run.checkpoints} holds a run with other options ({described}); "
+                f"pass the same options to resume it, or --fresh to start over"
+            )
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    write_json(dataclasses.asdict(config), run.config)
+    done = int(epoch)
+    print(f"resuming {config.out} after epoch {done} ({manager.latest_checkpoint})")
+    frames = []
+    for path in (run.step_csv, run.epoch_csv):
+        frame = pd.read_csv(path) if os.path.exists(path) else pd.DataFrame()
+        # Rows of an epoch that finished its files but not its checkpoint are trained again.
+        frames.append(frame[frame["epoch"] <= done] if len(frame) else frame)
+    return frames
+
+
+def main(argv=None):
+    try:
+        train(parse_config(argv))
+    except UserError as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted; rerun the same command to resume from the last completed epoch")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+import numpy as np
+
+from model import CATEGORICAL_DIM, CATEGORICAL_SLICE, CONTINUOUS_SLICE, NOISE_SLICE
+from utils import category_grid_latent, join_latent, latent_sweep, sample_latent
+
+
+def test_sample_latent_layout_and_ranges():
+    categorical_code, continuous_codes, noise = (np.asarray(t) for t in sample_latent(4096, [3, 4]))
+    assert categorical_code.shape == (4096, 10)
+    assert continuous_codes.shape == (4096, 2) and noise.shape == (4096, 62)
+    assert set(np.unique(categorical_code)) == {0.0, 1.0}
+    np.testing.assert_array_equal(categorical_code.sum(1), 1.0)
+    # Uniform prior over the 10 values: each near 10% of 4096 draws.
+    assert np.all(np.abs(categorical_code.mean(0) - 0.1) < 0.03)
+    for uniform in (continuous_codes, noise):
+        assert uniform.min() >= -1 and uniform.max() <= 1
+        assert uniform.min() < -0.95 and uniform.max() > 0.95 and abs(uniform.mean()) < 0.05
+    latent = np.asarray(join_latent(categorical_code, continuous_codes, noise))
+    np.testing.assert_array_equal(latent[:, CATEGORICAL_SLICE], categorical_code)
+    np.testing.assert_array_equal(latent[:, CONTINUOUS_SLICE], continuous_codes)
+    np.testing.assert_array_equal(latent[:, NOISE_SLICE], noise)
+
+
+def test_sample_latent_is_deterministic_per_seed():
+    first, again, other = (
+        sample_latent(8, [1, 2]),
+        sample_latent(8, [1, 2]),
+        sample_latent(8, [1, 3]),
+    )
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(first[2]), np.asarray(other[2]))
+
+
+def test_category_grid_rows_are_categories_columns_share_noise():
+    latent = category_grid_latent(columns=5, seed=0).reshape(10, 5, 74)
+    for category in range(CATEGORICAL_DIM):
+        assert (latent[category, :, CATEGORICAL_SLICE].argmax(-1) == category).all()
+    np.testing.assert_array_equal(latent[:, :, CONTINUOUS_SLICE], 0.0)
+    for row in range(1, CATEGORICAL_DIM):  # column j uses the same noise in every row
+        np.testing.assert_array_equal(latent[row, :, NOISE_SLICE], latent[0, :, NOISE_SLICE])
+    assert not np.array_equal(latent[0, 0, NOISE_SLICE], latent[0, 1, NOISE_SLICE])
+    np.testing.assert_array_equal(latent.reshape(-1, 74), category_grid_latent(5, seed=0))
+
+
+def test_latent_sweep_varies_one_code_with_noise_fixed_along_rows():
+    values = np.linspace(-2, 2, 7)
+    for code_index in (0, 1):
+        latent = latent_sweep(code_index, values, seed=5).reshape(10, 7, 74)
+        continuous = latent[:, :, CONTINUOUS_SLICE]
+        np.testing.assert_allclose(continuous[:, :, code_index], np.tile(values, (10, 1)))
+        np.testing.assert_array_equal(continuous[:, :, 1 - code_index], 0.0)
+        for row in range(10):
+            assert (latent[row, :, CATEGORICAL_SLICE].argmax(-1) == row).all()
+            np.testing.assert_array_equal(
+                latent[row, :, NOISE_SLICE], np.repeat(latent[row, :1, NOISE_SLICE], 7, 0)
+            )
+        assert not np.array_equal(latent[0, 0, NOISE_SLICE], latent[1, 0, NOISE_SLICE])

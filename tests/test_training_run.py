@@ -1,0 +1,136 @@
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY_RUN
+
+import infogan
+
+STEPS_PER_EPOCH = 640 // 32  # the small data set of conftest at batch 32
+
+
+def run_files(out):
+    return sorted(
+        os.path.relpath(os.path.join(folder, name), out)
+        for folder, _, names in os.walk(out)
+        for name in names
+        if "checkpoints" not in folder
+    )
+
+
+def test_short_run_writes_every_promised_file(trained_run):
+    expected = {
+        "figures/image_generated_epoch_1.png",
+        "figures/image_generated_epoch_2.png",
+        "figures/network_losses.png",
+        "figures/losses_per_step.csv",
+        "figures/losses_per_epoch.csv",
+        "model/infogan_model_generator.keras",
+        "model/infogan_model_discriminator.keras",
+        "model/config.json",
+    }
+    assert set(run_files(trained_run)) == expected  # and no temporary files left behind
+    epochs = pd.read_csv(os.path.join(trained_run, "figures/losses_per_epoch.csv"))
+    assert epochs["epoch"].tolist() == [1, 2]
+    assert epochs["test_accuracy"].between(0, 1).all()
+    for column in ("d_loss", "g_loss", "info_loss", "images_per_second"):
+        assert np.isfinite(epochs[column]).all()
+    steps = pd.read_csv(os.path.join(trained_run, "figures/losses_per_step.csv"))
+    assert steps["step"].tolist() == list(range(1, 2 * STEPS_PER_EPOCH + 1))
+    config = json.load(open(os.path.join(trained_run, "model/config.json")))
+    assert config["epochs"] == 2 and config["batch_size"] == 32
+    with open(os.path.join(trained_run, "figures/image_generated_epoch_2.png"), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerunning_a_finished_run_trains_nothing(trained_run, mnist_file, capsys):
+    before = os.path.getmtime(os.path.join(trained_run, "model/infogan_model_generator.keras"))
+    infogan.main(["--epochs", "2", "--data", mnist_file, "--out", trained_run, *TINY_RUN])
+    assert "already trained 2 epochs" in capsys.readouterr().out
+    after = os.path.getmtime(os.path.join(trained_run, "model/infogan_model_generator.keras"))
+    assert before == after
+
+
+class Interrupt:
+    """Wraps make_train_step so that the step raises KeyboardInterrupt on its n-th call."""
+
+    def __init__(self, monkeypatch, at_call):
+        self.calls, self.at_call = 0, at_call
+        original = infogan.make_train_step
+
+        def make(*args, **kwargs):
+            step = original(*args, **kwargs)
+
+            def interrupted(*step_args):
+                self.calls += 1
+                if self.calls == self.at_call:
+                    raise KeyboardInterrupt
+                return step(*step_args)
+
+            return interrupted
+
+        monkeypatch.setattr(infogan, "make_train_step", make)
+
+
+def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, mnist_file, trained_run, monkeypatch):
+    out = str(tmp_path / "run")
+    flags = ["--epochs", "2", "--data", mnist_file, "--out", out, *TINY_RUN]
+    with monkeypatch.context() as patch:
+        Interrupt(patch, at_call=STEPS_PER_EPOCH + 5)  # Ctrl-C in the middle of epoch 2
+        with pytest.raises(SystemExit, match="rerun the same command to resume"):
+            infogan.main(flags)
+    steps = pd.read_csv(os.path.join(out, "figures/losses_per_step.csv"))
+    assert steps["epoch"].max() == 1  # epoch 2 never finished
+
+    infogan.main(flags)  # the same command again
+
+    assert run_files(out) == run_files(trained_run)
+    resumed = pd.read_csv(os.path.join(out, "figures/losses_per_step.csv"))
+    uninterrupted = pd.read_csv(os.path.join(trained_run, "figures/losses_per_step.csv"))
+    assert resumed["step"].tolist() == uninterrupted["step"].tolist()  # no gap, no repeat
+    # Same data order and latents after the restore: the losses follow the same path.
+    np.testing.assert_allclose(resumed["d_loss"], uninterrupted["d_loss"], rtol=1e-3, atol=1e-4)
+    epochs = pd.read_csv(os.path.join(out, "figures/losses_per_epoch.csv"))
+    assert epochs["epoch"].tolist() == [1, 2]
+
+
+def test_resume_with_other_options_asks_for_fresh(tmp_path, mnist_file):
+    out = str(tmp_path / "run")
+    flags = ["--data", mnist_file, "--out", out, *TINY_RUN]
+    infogan.main(["--epochs", "1", *flags])
+    with pytest.raises(SystemExit) as exit_info:
+        infogan.main(["--epochs", "2", "--lambda-cat", "0.5", *flags])
+    assert "lambda_cat was 1.0, now 0.5" in str(exit_info.value.code)
+    assert "--fresh" in str(exit_info.value.code)
+    infogan.main(["--epochs", "1", "--lambda-cat", "0.5", "--fresh", *flags])  # starts over
+    assert json.load(open(os.path.join(out, "model/config.json")))["lambda_cat"] == 0.5
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_models(
+    tmp_path, mnist_file, monkeypatch
+):
+    out = str(tmp_path / "run")
+    flags = ["--data", mnist_file, "--out", out, *TINY_RUN]
+    infogan.main(["--epochs", "1", *flags])
+    model_path = os.path.join(out, "model/infogan_model_generator.keras")
+    good = open(model_path, "rb").read()
+
+    original = infogan.make_train_step
+
+    def poisoned(*args, **kwargs):
+        step = original(*args, **kwargs)
+
+        def nan_step(*step_args):
+            return {**step(*step_args), "g_loss": float("nan")}
+
+        return nan_step
+
+    monkeypatch.setattr(infogan, "make_train_step", poisoned)
+    with pytest.raises(SystemExit) as exit_info:
+        infogan.main(["--epochs", "2", *flags])
+    message = str(exit_info.value.code)
+    assert "epoch 2 step 1" in message and "last good checkpoint (epoch 1)" in message
+    assert open(model_path, "rb").read() == good
+    assert not os.path.exists(os.path.join(out, "figures/image_generated_epoch_2.png"))

@@ -1,0 +1,240 @@
+"""Helpers shared by training, evaluation and the generate scripts: data, latents, images, files.
+
+Everything here is a plain function that the tests call directly.
+"""
+
+import contextlib
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from model import CATEGORICAL_DIM, CONTINUOUS_DIM, NOISE_DIM
+
+KERAS_CACHE_MNIST = os.path.join(os.path.expanduser("~"), ".keras", "datasets", "mnist.npz")
+MNIST_ARRAYS = {  # name: (shape after the first axis, dtype)
+    "x_train": ((28, 28), np.uint8),
+    "y_train": ((), np.uint8),
+    "x_test": ((28, 28), np.uint8),
+    "y_test": ((), np.uint8),
+}
+PASS_A_FILE = "pass a Keras-layout mnist.npz with --data PATH"
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported as one line without a traceback."""
+
+
+# ---------------------------------------------------------------------------------------- data
+
+
+def load_mnist(path=None):
+    """MNIST as uint8 arrays (x_train (60000, 28, 28), y_train, x_test, y_test).
+
+    Source, in order: `path`; the Keras cache file; keras.datasets.mnist.load_data() (downloads).
+    """
+    if path is not None:
+        return read_mnist_npz(path)
+    if os.path.exists(KERAS_CACHE_MNIST):
+        return read_mnist_npz(KERAS_CACHE_MNIST)
+    try:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as error:  # offline: urllib/socket errors of many kinds
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(
+            f"MNIST is not in the Keras cache ({KERAS_CACHE_MNIST}) and could not be downloaded "
+            f"({first_line}); {PASS_A_FILE}"
+        ) from None
+    return x_train, y_train, x_test, y_test
+
+
+def read_mnist_npz(path):
+    """Read and validate a Keras-layout mnist.npz; any problem is a UserError naming the file."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file; {PASS_A_FILE}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [name for name in MNIST_ARRAYS if name not in npz.files]
+            if missing:
+                raise UserError(
+                    f"{path}: not a Keras-layout MNIST file, missing arrays {missing} "
+                    f"(found {sorted(npz.files)}); {PASS_A_FILE}"
+                )
+            arrays = {name: npz[name] for name in MNIST_ARRAYS}
+    except UserError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise UserError(
+            f"{path}: cannot be read as an .npz file ({type(error).__name__}: {error}); "
+            f"the file may be truncated or of another format; {PASS_A_FILE}"
+        ) from None
+    for name, (item_shape, dtype) in MNIST_ARRAYS.items():
+        array = arrays[name]
+        if array.ndim != 1 + len(item_shape) or array.shape[1:] != item_shape or not len(array):
+            want = "(N, " + ", ".join(map(str, item_shape)) + ")" if item_shape else "(N,)"
+            raise UserError(f"{path}: array {name} has shape {array.shape}, expected {want}")
+        if array.dtype != dtype:
+            raise UserError(f"{path}: array {name} has dtype {array.dtype}, expected uint8")
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if len(images) != len(labels):
+            raise UserError(
+                f"{path}: x_{split} has {len(images)} images but y_{split} has {len(labels)} labels"
+            )
+        if labels.max() >= CATEGORICAL_DIM:
+            raise UserError(f"{path}: y_{split} holds label {labels.max()}, expected 0..9")
+    return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
+
+
+def to_model_range(images):
+    """uint8 (N, 28, 28) in [0, 255] -> float32 (N, 28, 28, 1) in [-1, 1] (the tanh range)."""
+    return (np.asarray(images, np.float32)[..., None] / 127.5) - 1.0
+
+
+# ------------------------------------------------------------------------------------- latents
+
+
+def sample_latent(batch_size, seed):
+    """Draw the priors with TFP.
+
+    Returns categorical_code (B, 10) one-hot, continuous_codes (B, 2), noise (B, 62).
+
+    `seed` is a stateless seed (two int32 values): the same seed gives the same draw, in eager
+    code and inside tf.function alike.
+    """
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    tfd = tfp.distributions
+    seed = tf.cast(seed, tf.int32)  # tf.random.Generator.make_seeds gives int64
+    categorical_seed, continuous_seed, noise_seed = tfp.random.split_seed(seed, n=3)
+    categorical_code = tfd.OneHotCategorical(
+        logits=tf.zeros([CATEGORICAL_DIM]), dtype=tf.float32
+    ).sample(batch_size, seed=categorical_seed)
+    continuous_codes = tfd.Uniform(-1.0, 1.0).sample(
+        [batch_size, CONTINUOUS_DIM], seed=continuous_seed
+    )
+    noise = tfd.Uniform(-1.0, 1.0).sample([batch_size, NOISE_DIM], seed=noise_seed)
+    return categorical_code, continuous_codes, noise
+
+
+def join_latent(categorical_code, continuous_codes, noise):
+    """The generator's input (B, 74) in the order of model.py's slices."""
+    import tensorflow as tf
+
+    return tf.concat([categorical_code, continuous_codes, noise], axis=-1)
+
+
+def fixed_noise(count, seed):
+    """`count` noise vectors (count, 62) from the prior, always the same for the same seed."""
+    return sample_latent(count, [seed, 1])[2].numpy()
+
+
+def category_grid_latent(columns, seed):
+    """Latents (10 * columns, 74) for the per-epoch grid: row = categorical value, column = one
+    fixed noise draw shared by the whole column, continuous codes at 0."""
+    noise = fixed_noise(columns, seed)  # (columns, 62)
+    rows = []
+    for category in range(CATEGORICAL_DIM):
+        one_hot = np.zeros((columns, CATEGORICAL_DIM), np.float32)
+        one_hot[:, category] = 1.0
+        rows.append(
+            np.concatenate([one_hot, np.zeros((columns, CONTINUOUS_DIM), np.float32), noise], 1)
+        )
+    return np.concatenate(rows, 0)
+
+
+def latent_sweep(code_index, values, seed):
+    """Latents (10 * len(values), 74): row = categorical value, column = continuous code
+    `code_index` set to each of `values`, the other code at 0, and the noise FIXED along each row
+    (one draw per row), so a row shows the effect of that code alone."""
+    values = np.asarray(values, np.float32)
+    noise = fixed_noise(CATEGORICAL_DIM, seed)  # (10, 62): one per row
+    latents = np.zeros(
+        (CATEGORICAL_DIM, len(values), CATEGORICAL_DIM + CONTINUOUS_DIM + NOISE_DIM),
+        np.float32,
+    )
+    for category in range(CATEGORICAL_DIM):
+        latents[category, :, category] = 1.0
+        latents[category, :, CATEGORICAL_DIM + code_index] = values
+        latents[category, :, CATEGORICAL_DIM + CONTINUOUS_DIM :] = noise[category]
+    return latents.reshape(-1, latents.shape[-1])
+
+
+# -------------------------------------------------------------------------------------- images
+
+
+def image_grid(images, rows, columns, pad=2):
+    """Images (rows * columns, 28, 28[, 1]) in [-1, 1] -> one uint8 grid (H, W), row-major."""
+    images = np.asarray(images).reshape(rows * columns, *np.asarray(images).shape[1:3])
+    height, width = images.shape[1:3]
+    pixels = np.clip((images + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad), 255, np.uint8)
+    for index, image in enumerate(pixels):
+        row, column = divmod(index, columns)
+        top, left = pad + row * (height + pad), pad + column * (width + pad)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def save_png(array, path, scale=1):
+    """Write a uint8 image array as PNG atomically, upscaled by `scale` (nearest neighbour)."""
+    from PIL import Image
+
+    if scale > 1:
+        array = np.kron(array, np.ones((scale, scale), np.uint8))
+    with atomic_path(path) as temporary:
+        Image.fromarray(array).save(temporary, format="PNG")
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success, so a
+    crash never leaves a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    stem, suffix = os.path.splitext(os.path.basename(path))
+    handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=directory)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+# ------------------------------------------------------------------------------------- metrics
+
+
+def confusion_matrix(labels, clusters, classes=CATEGORICAL_DIM):
+    """counts[cluster, label] of how often each cluster id meets each true label."""
+    counts = np.zeros((classes, classes), np.int64)
+    np.add.at(counts, (np.asarray(clusters), np.asarray(labels)), 1)
+    return counts
+
+
+def cluster_accuracy(labels, clusters, classes=CATEGORICAL_DIM):
+    """Accuracy of the best one-to-one map cluster -> label (Hungarian algorithm), and that map."""
+    from scipy.optimize import linear_sum_assignment
+
+    counts = confusion_matrix(labels, clusters, classes)
+    cluster_ids, label_ids = linear_sum_assignment(-counts)
+    mapping = dict(zip(cluster_ids.tolist(), label_ids.tolist(), strict=True))
+    return counts[cluster_ids, label_ids].sum() / max(len(labels), 1), mapping
+
+
+def predict_codes(discriminator, images, batch_size=1000):
+    """Q's reading of uint8 images (N, 28, 28).
+
+    Returns the categorical argmax (N,) and the continuous means (N, 2)."""
+    categories, means = [], []
+    for start in range(0, len(images), batch_size):
+        batch = to_model_range(images[start : start + batch_size])
+        _, categorical_logits, mean, _ = discriminator(batch, training=False)
+        categories.append(np.argmax(np.asarray(categorical_logits), axis=-1))
+        means.append(np.asarray(mean))
+    return np.concatenate(categories), np.concatenate(means)

@@ -168,7 +168,6 @@ def main(argv=None):
     parser.add_argument("--windows", type=int, default=5, help="timing windows (median taken)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps after compiling")
     parser.add_argument("--epoch-steps", type=int, default=100, help="steps of the epoch loop")
-    parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--data", default="", help="Keras-layout mnist.npz (as infogan.py)")
     parser.add_argument("--out", default=os.path.join("figures", "benchmark.json"))
     args = parser.parse_args(argv)
@@ -176,7 +175,7 @@ def main(argv=None):
         if min(args.steps, args.windows, args.epoch_steps, *args.batch_sizes) < 1:
             raise UserError("--steps, --windows, --epoch-steps and --batch-sizes must be >= 1")
         x_train = tf.constant(load_mnist(args.data or None)[0])
-        config = infogan.Config(jit_compile=args.jit_compile)
+        config = infogan.Config()
         ceiling = matmul_gflops()
         rows = [benchmark_batch_size(b, x_train, args, config) for b in args.batch_sizes]
     except UserError as error:
@@ -186,7 +185,6 @@ def main(argv=None):
     report = {
         "machine": machine_description(),
         "matmul_gflops_fp32": ceiling,
-        "jit_compile": args.jit_compile,
         "peak_rss_mb": peak_rss_mb(),
         "results": rows,
         "command": "python benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),

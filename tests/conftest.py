@@ -37,8 +37,8 @@ def mnist_file(tmp_path_factory):
     return str(path)
 
 
-# Few steps, small batches, no XLA: the end-to-end tests check plumbing, not quality.
-TINY_RUN = ["--batch-size", "32", "--grid-columns", "3", "--no-jit-compile", "--no-progress"]
+# Few steps and small batches: the end-to-end tests check plumbing, not quality.
+TINY_RUN = ["--batch-size", "32", "--grid-columns", "3", "--no-progress"]
 
 
 @pytest.fixture(scope="session")

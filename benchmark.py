@@ -115,13 +115,12 @@ def benchmark_batch_size(batch_size, x_train, args, config):
     step_seconds = statistics.median(windows)
 
     # The epoch loop as infogan.py runs it: input pipeline, step, loss read-back each step.
-    start = time.perf_counter()
-    for step, real_images in enumerate(infogan.epoch_dataset(x_train, batch_size, 0, 2)):
-        if step == args.epoch_steps:
-            break
-        losses = train_step(real_images, seeds[:, step])
+    start, steps = time.perf_counter(), 0
+    for real_images in infogan.epoch_dataset(x_train, batch_size, 0, 2).take(args.epoch_steps):
+        losses = train_step(real_images, seeds[:, steps])
         _ = {name: float(value) for name, value in losses.items()}
-    loop_seconds = (time.perf_counter() - start) / min(step, args.epoch_steps)
+        steps += 1
+    loop_seconds = (time.perf_counter() - start) / steps
 
     flops = training_step_flops(generator, discriminator) * batch_size
     return {

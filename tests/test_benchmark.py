@@ -1,0 +1,30 @@
+import json
+
+import benchmark
+import model
+
+
+def test_flop_count_follows_the_layer_shapes():
+    generator, discriminator = model.build_generator(), model.build_discriminator()
+    g = benchmark.layer_macs(generator)
+    assert g["g_fc2"] == 1024 * 7 * 7 * 128
+    assert g["g_deconv1"] == 7 * 7 * 4 * 4 * 128 * 64  # per input pixel of a transposed conv
+    d = benchmark.layer_macs(discriminator)
+    assert d["d_conv2"] == 7 * 7 * 4 * 4 * 64 * 128  # per output pixel of a conv
+    g_total, d_total = sum(g.values()), sum(d.values())
+    flops = benchmark.training_step_flops(generator, discriminator)
+    # between "3 passes forward" and "3 forward + twice that backward" of the three networks
+    assert 2 * (g_total + 2 * d_total) < flops < 2 * 3 * (g_total + 2 * d_total) + 2 * d_total
+
+
+def test_benchmark_smoke(tmp_path, mnist_file, capsys):
+    out = tmp_path / "bench.json"
+    benchmark.main(["--steps", "2", "--windows", "2", "--warmup", "1", "--epoch-steps", "3",
+                    "--batch-sizes", "16", "--data", mnist_file, "--out", str(out)])  # fmt: skip
+    report = json.load(open(out))
+    (result,) = report["results"]
+    assert result["batch_size"] == 16 and len(result["step_ms_windows"]) == 2
+    assert result["images_per_second"] > 0 and result["epoch_loop_images_per_second"] > 0
+    assert report["matmul_gflops_fp32"] > 0 and 0 < result["utilization"]
+    assert report["peak_rss_mb"] > 100
+    assert "utilization" in capsys.readouterr().out

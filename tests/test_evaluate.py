@@ -1,0 +1,132 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+import evaluate
+import multiseed
+from utils import cluster_accuracy
+
+
+def test_permuted_labelling_scores_perfectly():
+    labels = np.repeat(np.arange(10), 30)
+    permutation = np.random.default_rng(0).permutation(10)
+    clusters = permutation[labels]
+    accuracy, mapping = cluster_accuracy(labels, clusters)
+    assert accuracy == 1.0
+    assert all(mapping[permutation[d]] == d for d in range(10))
+    assert evaluate.purity(labels, clusters) == 1.0
+    assert evaluate.normalized_mutual_information(labels, clusters) == pytest.approx(1.0)
+    assert evaluate.adjusted_rand_index(labels, clusters) == pytest.approx(1.0)
+
+
+def test_hungarian_is_one_to_one_where_purity_is_not():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    clusters = np.array([0, 0, 0, 1, 1, 2])  # digit 1 split over two clusters
+    assert cluster_accuracy(labels, clusters)[0] == pytest.approx(5 / 6)
+    assert evaluate.purity(labels, clusters) == 1.0
+    merged = np.zeros(6, int)  # everything in one cluster
+    assert cluster_accuracy(labels, merged)[0] == pytest.approx(0.5)
+    assert evaluate.normalized_mutual_information(labels, merged) == pytest.approx(0.0)
+
+
+def test_random_clusters_score_near_chance():
+    rng = np.random.default_rng(1)
+    labels, clusters = rng.integers(0, 10, 20000), rng.integers(0, 10, 20000)
+    assert abs(evaluate.adjusted_rand_index(labels, clusters)) < 0.01
+    assert evaluate.normalized_mutual_information(labels, clusters) < 0.01
+
+
+def test_inception_score_bounds():
+    assert evaluate.inception_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)
+    confident = np.eye(10)[np.arange(100) % 10]  # sure and spread evenly over 10 classes
+    assert evaluate.inception_score(confident) == pytest.approx(10.0, rel=1e-6)
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
+    features = np.random.default_rng(2).normal(size=(2000, 16))
+    assert evaluate.frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    shifted = features + 1.0
+    assert evaluate.frechet_distance(features, shifted) == pytest.approx(16.0, rel=1e-6)
+
+
+def sheared_bar(shear, width=2, value=1.0):
+    image = np.zeros((28, 28))
+    for row in range(4, 24):
+        center = 14 + shear * (14 - row)  # rows count downwards: a positive shear leans right
+        left = int(round(center - width / 2))
+        image[row, left : left + width] = value
+    return image
+
+
+def test_moment_slant_has_the_right_sign_and_order():
+    shears = [-0.4, -0.2, 0.0, 0.2, 0.4]
+    slants = evaluate.image_measures(np.stack([sheared_bar(s) for s in shears]))["slant"]
+    assert slants[2] == pytest.approx(0.0, abs=1e-6)
+    assert list(np.argsort(slants)) == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(slants, shears, atol=0.03)
+
+
+def test_width_ignores_slant_and_ink_grows_with_thickness():
+    thin, thick = sheared_bar(0.0, width=2), sheared_bar(0.0, width=5)
+    leaning = sheared_bar(0.4, width=2)
+    measures = evaluate.image_measures(np.stack([thin, thick, leaning]))
+    assert measures["width"][1] > measures["width"][0]
+    assert measures["width"][2] == pytest.approx(measures["width"][0], rel=0.15)
+    assert measures["ink"][1] > measures["ink"][0]
+
+
+def test_evaluate_end_to_end_on_a_tiny_model(trained_run, mnist_file, tmp_path):
+    out = tmp_path / "report"
+    classifier = str(tmp_path / "classifier.keras")
+    argv = ["--model-dir", os.path.join(trained_run, "model"), "--out", str(out), "--data",
+            mnist_file, "--classifier", classifier, "--classifier-epochs", "1",
+            "--per-code", "20", "--samples", "200"]  # fmt: skip
+    evaluate.main(argv)
+    report = json.load(open(out / "evaluation.json"))
+    categorical, generated = report["categorical"], report["generated"]
+    assert categorical["test_images"] == 200
+    assert 0 <= categorical["hungarian_accuracy"] <= 1
+    assert categorical["purity"] >= categorical["hungarian_accuracy"]
+    assert np.array(categorical["confusion"]).sum() == 200
+    assert sorted(categorical["code_to_digit"].values()) == list(range(10))
+    assert generated["images"] == 200 and 1 <= generated["inception_score"] <= 10
+    assert generated["frechet_distance"] >= 0 and generated["frechet_distance_train_vs_test"] >= 0
+    for key in ("continuous_generated", "continuous_q_on_test"):
+        assert set(report[key]) == {"c1", "c2"}
+        for row in report[key].values():
+            assert set(row) == {"slant", "width", "ink"} and all(-1 <= v <= 1 for v in row.values())
+    assert (out / "evaluation.md").read_text().count("|") > 20
+    assert (out / "confusion_matrix.png").stat().st_size > 1000
+    assert os.path.exists(classifier)  # trained once, then reused
+    evaluate.main(argv)
+
+
+def test_evaluate_without_models_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no such generator file"):
+        evaluate.main(["--model-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+
+
+def test_multiseed_summary_picks_median_worst_best_by_direction():
+    def row(seed, accuracy, fd, slant, width):
+        return {"seed": seed, "test_accuracy": accuracy, "purity": accuracy, "nmi": accuracy,
+                "ari": accuracy, "generated_purity": accuracy, "inception_score": 9.0,
+                "frechet_distance": fd, "slant_rho": slant, "other_rho": width}  # fmt: skip
+
+    rows = [row(0, 0.95, 3.0, -0.9, 0.7), row(1, 0.80, 9.0, 0.5, 0.2), row(2, 0.97, 2.0, 0.8, -0.6)]
+    median, worst, best = multiseed.summary_rows(rows)
+    assert (median["test_accuracy"], worst["test_accuracy"], best["test_accuracy"]) == (
+        0.95, 0.80, 0.97)  # fmt: skip
+    assert (worst["frechet_distance"], best["frechet_distance"]) == (9.0, 2.0)  # lower is better
+    assert (worst["abs_slant_rho"], best["abs_slant_rho"]) == (0.5, 0.9)
+
+
+def test_multiseed_continuous_summary_names_the_slant_code():
+    report = {"continuous_generated": {
+        "c1": {"slant": 0.1, "width": 0.7, "ink": 0.2},
+        "c2": {"slant": -0.85, "width": 0.1, "ink": 0.0}}}  # fmt: skip
+    summary = multiseed.continuous_summary(report)
+    assert (summary["slant_code"], summary["slant_rho"]) == ("c2", -0.85)
+    assert (summary["other_code"], summary["other_measure"], summary["other_rho"]) == (
+        "c1", "width", 0.7)  # fmt: skip

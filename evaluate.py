@@ -27,17 +27,18 @@ import numpy as np
 
 from model import CATEGORICAL_DIM, CONTINUOUS_DIM, LATENT_DIM, NOISE_DIM
 from utils import (
+    DISCRIMINATOR_FILE,
+    GENERATOR_FILE,
     UserError,
     atomic_path,
     cluster_accuracy,
     confusion_matrix,
+    load_keras_model,
     load_mnist,
     predict_codes,
     to_model_range,
 )
 
-GENERATOR_FILE = "infogan_model_generator.keras"
-DISCRIMINATOR_FILE = "infogan_model_discriminator.keras"
 DEFAULT_CLASSIFIER = os.path.join("model", "mnist_classifier.keras")
 MEASURES = ("slant", "width", "ink")
 
@@ -168,12 +169,7 @@ def load_or_train_classifier(path, x_train, y_train, x_test, y_test, epochs):
     import keras
 
     if os.path.exists(path):
-        try:
-            return keras.models.load_model(path, compile=False)
-        except Exception as error:  # Keras raises many kinds for a damaged or foreign file
-            raise UserError(
-                f"{path}: not a loadable classifier ({error}); delete it to retrain"
-            ) from None
+        return load_keras_model(path, "classifier (delete it to retrain)")
     print(f"training the MNIST classifier for {epochs} epochs (cached as {path})", flush=True)
     keras.utils.set_random_seed(0)
     classifier = build_classifier()
@@ -210,18 +206,6 @@ def classify(classifier, images, batch_size=1000):
 # -------------------------------------------------------------------------------- evaluation
 
 
-def load_model(path, what):
-    import keras
-
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such {what} file; train one with `python infogan.py`")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many kinds for a damaged or foreign file
-        first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
-        raise UserError(f"{path}: not a loadable .keras {what} ({first_line})") from None
-
-
 def generate(generator, categories, rng, fixed_code=None):
     """Images (N, 28, 28, 1) for the given categorical values, all other inputs from the prior.
     Returns (images, continuous_codes (N, 2))."""
@@ -239,8 +223,10 @@ def generate(generator, categories, rng, fixed_code=None):
 
 
 def evaluate(args):
-    generator = load_model(os.path.join(args.model_dir, GENERATOR_FILE), "generator")
-    discriminator = load_model(os.path.join(args.model_dir, DISCRIMINATOR_FILE), "discriminator")
+    generator = load_keras_model(os.path.join(args.model_dir, GENERATOR_FILE), "generator")
+    discriminator = load_keras_model(
+        os.path.join(args.model_dir, DISCRIMINATOR_FILE), "discriminator"
+    )
     x_train, y_train, x_test, y_test = load_mnist(args.data or None)
     rng = np.random.default_rng(args.seed)
     report = {"model_dir": args.model_dir}

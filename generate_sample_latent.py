@@ -18,22 +18,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from model import CATEGORICAL_DIM, CONTINUOUS_DIM, IMAGE_SHAPE, LATENT_DIM
-from utils import UserError, atomic_path, image_grid, latent_sweep
+from utils import (
+    GENERATOR_FILE,
+    UserError,
+    atomic_path,
+    image_grid,
+    latent_sweep,
+    load_keras_model,
+)
 
-DEFAULT_MODEL = os.path.join("model", "infogan_model_generator.keras")
+DEFAULT_MODEL = os.path.join("model", GENERATOR_FILE)
 
 
 def load_generator(path):
     """Load a saved generator, checking that it maps (B, 74) latents to (B, 28, 28, 1) images."""
-    import keras
-
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such model file; train one with `python infogan.py`")
-    try:
-        generator = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many kinds for a damaged or foreign file
-        first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
-        raise UserError(f"{path}: not a loadable .keras model ({first_line})") from None
+    generator = load_keras_model(path, "generator")
     if tuple(generator.input_shape[1:]) != (LATENT_DIM,) or tuple(
         generator.output_shape[1:]
     ) != tuple(IMAGE_SHAPE):

@@ -30,6 +30,8 @@ import tensorflow_probability as tfp
 
 from model import build_discriminator, build_generator
 from utils import (
+    DISCRIMINATOR_FILE,
+    GENERATOR_FILE,
     UserError,
     atomic_path,
     category_grid_latent,
@@ -44,8 +46,6 @@ from utils import (
 
 tfd = tfp.distributions
 
-GENERATOR_FILE = "infogan_model_generator.keras"
-DISCRIMINATOR_FILE = "infogan_model_discriminator.keras"
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_OPTIONS = {"epochs", "fresh", "data", "out", "progress"}
 

@@ -20,6 +20,8 @@ MNIST_ARRAYS = {  # name: (shape after the first axis, dtype)
     "y_test": ((), np.uint8),
 }
 PASS_A_FILE = "pass a Keras-layout mnist.npz with --data PATH"
+GENERATOR_FILE = "infogan_model_generator.keras"
+DISCRIMINATOR_FILE = "infogan_model_discriminator.keras"
 
 
 class UserError(Exception):
@@ -162,6 +164,19 @@ def latent_sweep(code_index, values, seed):
         latents[category, :, CATEGORICAL_DIM + code_index] = values
         latents[category, :, CATEGORICAL_DIM + CONTINUOUS_DIM :] = noise[category]
     return latents.reshape(-1, latents.shape[-1])
+
+
+def load_keras_model(path, what):
+    """A saved .keras model; a missing or unreadable file is a UserError naming it."""
+    import keras
+
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such {what} file; train one with `python infogan.py`")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a damaged or foreign file
+        first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise UserError(f"{path}: not a loadable .keras {what} ({first_line})") from None
 
 
 # -------------------------------------------------------------------------------------- images

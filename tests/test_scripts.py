@@ -21,7 +21,7 @@ def test_sweep_script_writes_both_grids(trained_run, tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [(None, "no such model file"), (b"not a zip", "not a loadable .keras model")],
+    [(None, "no such generator file"), (b"not a zip", "not a loadable .keras generator")],
 )
 def test_sweep_script_rejects_missing_or_broken_models(tmp_path, content, message):
     path = tmp_path / "generator.keras"

@@ -216,6 +216,9 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a result is not
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from conftest import small_mnist
@@ -115,3 +117,16 @@ def test_bad_options_get_a_clear_error(flags, message):
     with pytest.raises(SystemExit) as exit_info:
         infogan.main(flags)
     assert message in str(exit_info.value.code)
+
+
+def test_atomic_writes_replace_whole_files_and_clean_up(tmp_path):
+    path = tmp_path / "sub" / "result.txt"
+    with utils.atomic_path(str(path)) as temporary, open(temporary, "w") as handle:
+        handle.write("first")
+    with pytest.raises(RuntimeError), utils.atomic_path(str(path)) as temporary:
+        with open(temporary, "w") as handle:
+            handle.write("half")
+        raise RuntimeError("crash while writing")
+    assert path.read_text() == "first"  # the crash left the old file whole
+    assert os.listdir(path.parent) == ["result.txt"]  # and no temporary behind
+    assert path.stat().st_mode & 0o044  # readable by others, like any other output

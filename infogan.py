@@ -52,7 +52,7 @@ RESUMABLE_OPTIONS = {"epochs", "fresh", "data", "out", "progress"}
 
 @dataclasses.dataclass
 class Config:
-    epochs: int = 12  # passes over the 60k training images (468 steps each at batch 128)
+    epochs: int = 15  # passes over the 60k training images (468 steps each at batch 128)
     batch_size: int = 128  # real images per step (and as many fakes)
     g_lr: float = 1e-3  # Adam learning rate of G
     d_lr: float = 2e-4  # Adam learning rate of the discriminator body, D head and Q head

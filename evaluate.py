@@ -206,7 +206,7 @@ def classify(classifier, images, batch_size=1000):
 # -------------------------------------------------------------------------------- evaluation
 
 
-def generate(generator, categories, rng, fixed_code=None):
+def generate(generator, categories, rng):
     """Images (N, 28, 28, 1) for the given categorical values, all other inputs from the prior.
     Returns (images, continuous_codes (N, 2))."""
     count = len(categories)

@@ -1,22 +1,24 @@
 """Measure training speed against what this machine can do, in one run.
 
-    python benchmark.py                       # batch 128, writes figures/benchmark.json
-    python benchmark.py --batch-sizes 64 128 256 --epoch-steps 200
+    python benchmark.py                       # batch 128, float32 and the auto precision
+    python benchmark.py --batch-sizes 64 128 256 --precisions float32
     python benchmark.py --steps 3 --windows 2 --epoch-steps 4 --out /tmp/bench.json  # smoke test
 
 Reports, for the real infogan.py training step (same function, same options):
 - step time and real images/s: median over --windows windows of --steps steps, after warm-up;
 - the epoch loop with data input (infogan.epoch_dataset) for --epoch-steps steps;
-- the machine's fp32 matrix-multiply rate in TensorFlow (the practical ceiling), the model FLOPs
-  of one training step counted from the layer shapes, the achieved GFLOP/s and the utilization;
-- the peak resident memory of this process (which holds MNIST, both models and the step).
+- for each --precisions (default: float32, and what infogan.py's --precision auto picks here),
+  the machine's matrix-multiply rate in TensorFlow in that compute dtype (the practical ceiling),
+  the model FLOPs of one training step counted from the layer shapes, the achieved GFLOP/s and
+  the utilization = achieved / ceiling of the same dtype;
+- the peak resident memory of this process (which holds MNIST and every model it benchmarked;
+  infogan.py logs its own peak per epoch in losses_per_epoch.csv).
 """
 
 import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -28,8 +30,9 @@ import numpy as np
 import tensorflow as tf
 
 import infogan
-from model import build_discriminator, build_generator
-from utils import UserError, atomic_path, load_mnist
+from utils import PRECISIONS, UserError, atomic_path, load_mnist, peak_rss_mb
+
+COMPUTE_DTYPE = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
 
 
 def layer_macs(network):
@@ -69,10 +72,10 @@ def training_step_flops(generator, discriminator):
     return 2 * macs
 
 
-def matmul_gflops(size=2048, repeats=20):
-    """The machine's fp32 matrix-multiply rate in TensorFlow, best of three timed runs."""
-    a = tf.random.uniform((size, size))
-    b = tf.random.uniform((size, size), -1, 1) / size**0.5  # keeps the chain's values bounded
+def matmul_gflops(size=2048, repeats=20, dtype=tf.float32):
+    """The machine's matrix-multiply rate in TensorFlow in `dtype`, best of three timed runs."""
+    a = tf.cast(tf.random.uniform((size, size)), dtype)
+    b = tf.cast(tf.random.uniform((size, size), -1, 1) / size**0.5, dtype)  # bounded values
 
     @tf.function
     def chain():
@@ -98,10 +101,10 @@ def time_steps(train_step, batches, seeds, steps):
     return (time.perf_counter() - start) / steps
 
 
-def benchmark_batch_size(batch_size, x_train, args, config):
+def benchmark_batch_size(batch_size, precision, x_train, args, config):
     keras.utils.set_random_seed(0)
-    config = infogan.Config(**{**vars(config), "batch_size": batch_size})
-    generator, discriminator = build_generator(), build_discriminator()
+    config = infogan.Config(**{**vars(config), "batch_size": batch_size, "precision": precision})
+    generator, discriminator = infogan.build_models(precision)
     g_optimizer, d_optimizer = infogan.make_optimizers(generator, discriminator, config)
     train_step = infogan.make_train_step(generator, discriminator, g_optimizer, d_optimizer, config)
     seeds = tf.random.Generator.from_seed(0).make_seeds(max(args.steps, args.epoch_steps))
@@ -125,6 +128,7 @@ def benchmark_batch_size(batch_size, x_train, args, config):
     flops = training_step_flops(generator, discriminator) * batch_size
     return {
         "batch_size": batch_size,
+        "precision": precision,
         "compile_seconds": compile_seconds,
         "step_ms": 1000 * step_seconds,
         "step_ms_windows": [1000 * w for w in windows],
@@ -134,10 +138,6 @@ def benchmark_batch_size(batch_size, x_train, args, config):
         "gflop_per_step": flops / 1e9,
         "achieved_gflops": flops / step_seconds / 1e9,
     }
-
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def machine_description():
@@ -163,6 +163,12 @@ def main(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128])
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["float32", "auto"],
+        help=f"any of {', '.join(PRECISIONS)}; auto is what infogan.py picks on this machine",
+    )
     parser.add_argument("--steps", type=int, default=20, help="steps per timing window")
     parser.add_argument("--windows", type=int, default=5, help="timing windows (median taken)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps after compiling")
@@ -173,17 +179,22 @@ def main(argv=None):
     try:
         if min(args.steps, args.windows, args.epoch_steps, *args.batch_sizes) < 1:
             raise UserError("--steps, --windows, --epoch-steps and --batch-sizes must be >= 1")
+        precisions = list(dict.fromkeys(infogan.training_precision(p) for p in args.precisions))
         x_train = tf.constant(load_mnist(args.data or None)[0])
         config = infogan.Config()
-        ceiling = matmul_gflops()
-        rows = [benchmark_batch_size(b, x_train, args, config) for b in args.batch_sizes]
+        ceilings = {p: matmul_gflops(dtype=COMPUTE_DTYPE[p]) for p in precisions}
+        rows = [
+            benchmark_batch_size(b, p, x_train, args, config)
+            for p in precisions
+            for b in args.batch_sizes
+        ]
     except UserError as error:
         sys.exit(f"error: {error}")
     for row in rows:
-        row["utilization"] = row["achieved_gflops"] / ceiling
+        row["utilization"] = row["achieved_gflops"] / ceilings[row["precision"]]
     report = {
         "machine": machine_description(),
-        "matmul_gflops_fp32": ceiling,
+        "matmul_gflops": ceilings,
         "peak_rss_mb": peak_rss_mb(),
         "results": rows,
         "command": "python benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -193,10 +204,16 @@ def main(argv=None):
 
     print(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
           f"GPUs: {report['machine']['gpus'] or 'none'}")  # fmt: skip
-    print(f"fp32 matmul ceiling: {ceiling:.0f} GFLOP/s; peak RSS {report['peak_rss_mb']:.0f} MB")
-    print("batch  step_ms  img/s(step)  img/s(epoch loop)  GFLOP/step  GFLOP/s  utilization")
+    for precision, ceiling in ceilings.items():
+        print(f"{precision} matmul ceiling: {ceiling:.0f} GFLOP/s")
+    print(f"peak RSS of this process: {report['peak_rss_mb']:.0f} MB")
+    print(
+        "precision       batch  step_ms  img/s(step)  img/s(epoch loop)  GFLOP/step  GFLOP/s"
+        "  utilization"
+    )
     for r in rows:
         print(
+            f"{r['precision']:14s}  "
             f"{r['batch_size']:5d}  {r['step_ms']:7.1f}  {r['images_per_second']:11.0f}  "
             f"{r['epoch_loop_images_per_second']:17.0f}  {r['gflop_per_step']:10.2f}  "
             f"{r['achieved_gflops']:7.0f}  {r['utilization']:11.0%}"

@@ -32,6 +32,7 @@ from model import build_discriminator, build_generator
 from utils import (
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,
+    PRECISIONS,
     UserError,
     atomic_path,
     category_grid_latent,
@@ -39,7 +40,9 @@ from utils import (
     image_grid,
     join_latent,
     load_mnist,
+    peak_rss_mb,
     predict_codes,
+    resolve_precision,
     sample_latent,
     save_png,
 )
@@ -61,6 +64,7 @@ class Config:
     lambda_cat: float = 1.0  # weight of the categorical info loss
     lambda_cont: float = 1.0  # weight of the Gaussian info loss of c1, c2
     continuous_std: str = "fixed"  # "fixed": std 1 (official code); "learned": Q's log-std
+    precision: str = "auto"  # float32, mixed_bfloat16, or auto: bf16 where the hardware has it
     seed: int = 0  # weights, latents and data order
     data: str = ""  # Keras-layout mnist.npz; empty: Keras cache, then download
     out: str = "."  # run folder holding figures/, model/, checkpoints/
@@ -125,6 +129,10 @@ def validate_config(config):
     for name in ("lambda_cat", "lambda_cont"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
+    if config.precision not in PRECISIONS:
+        raise UserError(
+            f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}"
+        )
     if config.continuous_std not in ("learned", "fixed"):
         raise UserError(
             f"--continuous-std must be 'learned' or 'fixed', got {config.continuous_std!r}"
@@ -191,10 +199,11 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, config, 
             fake_images = generator(
                 join_latent(categorical_code, continuous_codes, noise), training=True
             )
-            real_logit = discriminator(real_images, training=True)[0]
-            fake_logit, categorical_logits, mean, log_std = discriminator(
-                fake_images, training=True
-            )
+            # Under mixed_bfloat16 the networks compute in bf16; the losses are taken in float32.
+            real_logit = tf.cast(discriminator(real_images, training=True)[0], tf.float32)
+            fake_logit, categorical_logits, mean, log_std = [
+                tf.cast(output, tf.float32) for output in discriminator(fake_images, training=True)
+            ]
             d_gan = discriminator_gan_loss(real_logit, fake_logit)
             g_gan = generator_gan_loss(fake_logit)
             info, categorical_nll, continuous_nll = info_loss(
@@ -218,6 +227,25 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, config, 
         }
 
     return tf.function(train_step, reduce_retracing=True) if compile else train_step
+
+
+def training_precision(requested):
+    """The dtype policy that --precision resolves to on this machine (see utils)."""
+    capabilities = [
+        tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+        for gpu in tf.config.list_physical_devices("GPU")
+    ]
+    return resolve_precision(requested, capabilities)
+
+
+def build_models(precision):
+    """G and the discriminator with their layers computing in `precision` (a Keras dtype policy).
+    The variables are float32 under every policy, so weights move freely between precisions."""
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return build_generator(), build_discriminator()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def make_optimizers(generator, discriminator, config):
@@ -327,7 +355,14 @@ def train(config):
     x_train, _, x_test, y_test = load_mnist(config.data or None)
     keras.utils.set_random_seed(config.seed)
 
-    generator, discriminator = build_generator(), build_discriminator()
+    precision = training_precision(config.precision)
+    generator, discriminator = build_models(precision)
+    # Saved models, the per-epoch grid and test accuracy always use float32 copies of the
+    # weights, so the files and numbers do not depend on the training precision.
+    if precision == "float32":
+        export_generator, export_discriminator = generator, discriminator
+    else:
+        export_generator, export_discriminator = build_models("float32")
     g_optimizer, d_optimizer = make_optimizers(generator, discriminator, config)
     epoch = tf.Variable(0, dtype=tf.int64, name="epoch")  # completed epochs
     rng = tf.random.Generator.from_seed(config.seed)
@@ -340,7 +375,7 @@ def train(config):
         rng=rng,
     )
     manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, config.keep_checkpoints)
-    step_frame, epoch_frame = start_or_resume(config, run, checkpoint, manager, epoch)
+    step_frame, epoch_frame = start_or_resume(config, run, checkpoint, manager, epoch, precision)
     if int(epoch) >= config.epochs:
         print(f"{config.out}: already trained {int(epoch)} epochs; raise --epochs or pass --fresh")
         return
@@ -351,7 +386,7 @@ def train(config):
     steps_per_epoch = len(x_train) // config.batch_size
     print(
         f"training epochs {int(epoch) + 1}..{config.epochs}, "
-        f"{steps_per_epoch} steps of {config.batch_size}"
+        f"{steps_per_epoch} steps of {config.batch_size}, {precision}"
     )
 
     while int(epoch) < config.epochs:
@@ -392,9 +427,12 @@ def train(config):
                 )
         seconds = time.perf_counter() - started
 
-        accuracy, _ = cluster_accuracy(y_test, predict_codes(discriminator, x_test)[0])
+        if export_generator is not generator:
+            export_generator.set_weights(generator.get_weights())
+            export_discriminator.set_weights(discriminator.get_weights())
+        accuracy, _ = cluster_accuracy(y_test, predict_codes(export_discriminator, x_test)[0])
         save_png(
-            image_grid(generator(grid_latent, training=False), 10, config.grid_columns),
+            image_grid(export_generator(grid_latent, training=False), 10, config.grid_columns),
             run.epoch_grid(current),
             scale=2,
         )
@@ -409,25 +447,26 @@ def train(config):
             "test_accuracy": accuracy,
             "seconds": seconds,
             "images_per_second": steps_per_epoch * config.batch_size / seconds,
+            "peak_rss_mb": peak_rss_mb(),
         }
         epoch_frame = pd.concat([epoch_frame, pd.DataFrame([summary])], ignore_index=True)
         write_csv(step_frame, run.step_csv)
         write_csv(epoch_frame, run.epoch_csv)
         plot_losses(step_frame, epoch_frame, run.loss_figure)
-        save_model(generator, run.generator)
-        save_model(discriminator, run.discriminator)
+        save_model(export_generator, run.generator)
+        save_model(export_discriminator, run.discriminator)
         epoch.assign(current)
         manager.save(checkpoint_number=current)  # last, so a checkpoint implies all files above
         print(
             f"epoch {current}/{config.epochs}  d_loss {summary['d_loss']:.3f}  "
             f"g_loss {summary['g_loss']:.3f}  "
             f"info {summary['info_loss']:.3f}  test_acc {accuracy:.4f}  {seconds:.1f}s  "
-            f"{summary['images_per_second']:.0f} img/s",
+            f"{summary['images_per_second']:.0f} img/s  peak {summary['peak_rss_mb'] or 0:.0f} MB",
             flush=True,
         )
 
 
-def start_or_resume(config, run, checkpoint, manager, epoch):
+def start_or_resume(config, run, checkpoint, manager, epoch, precision):
     """Restore the newest checkpoint unless --fresh; return the loss history up to that epoch."""
     saved = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_OPTIONS}
     if config.fresh or manager.latest_checkpoint is None:
@@ -437,7 +476,7 @@ def start_or_resume(config, run, checkpoint, manager, epoch):
             if os.path.exists(path):
                 os.remove(path)
         write_json(saved, run.checkpoint_config)
-        write_json(dataclasses.asdict(config), run.config)
+        write_json({**dataclasses.asdict(config), "precision_used": precision}, run.config)
         return pd.DataFrame(), pd.DataFrame()
 
     if os.path.exists(run.checkpoint_config):
@@ -453,7 +492,7 @@ def start_or_resume(config, run, checkpoint, manager, epoch):
                 f"pass the same options to resume it, or --fresh to start over"
             )
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    write_json(dataclasses.asdict(config), run.config)
+    write_json({**dataclasses.asdict(config), "precision_used": precision}, run.config)
     done = int(epoch)
     print(f"resuming {config.out} after epoch {done} ({manager.latest_checkpoint})")
     frames = []

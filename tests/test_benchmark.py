@@ -20,11 +20,15 @@ def test_flop_count_follows_the_layer_shapes():
 def test_benchmark_smoke(tmp_path, mnist_file, capsys):
     out = tmp_path / "bench.json"
     benchmark.main(["--steps", "2", "--windows", "2", "--warmup", "1", "--epoch-steps", "3",
-                    "--batch-sizes", "16", "--data", mnist_file, "--out", str(out)])  # fmt: skip
+                    "--batch-sizes", "16", "--precisions", "float32", "mixed_bfloat16",
+                    "--data", mnist_file, "--out", str(out)])  # fmt: skip
     report = json.load(open(out))
-    (result,) = report["results"]
-    assert result["batch_size"] == 16 and len(result["step_ms_windows"]) == 2
-    assert result["images_per_second"] > 0 and result["epoch_loop_images_per_second"] > 0
-    assert report["matmul_gflops_fp32"] > 0 and 0 < result["utilization"]
+    assert [r["precision"] for r in report["results"]] == ["float32", "mixed_bfloat16"]
+    for result in report["results"]:
+        assert result["batch_size"] == 16 and len(result["step_ms_windows"]) == 2
+        assert result["images_per_second"] > 0 and result["epoch_loop_images_per_second"] > 0
+        ceiling = report["matmul_gflops"][result["precision"]]
+        assert ceiling > 0
+        assert result["utilization"] == result["achieved_gflops"] / ceiling
     assert report["peak_rss_mb"] > 100
     assert "utilization" in capsys.readouterr().out

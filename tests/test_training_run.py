@@ -7,6 +7,7 @@ import pytest
 from conftest import TINY_RUN
 
 import infogan
+from utils import GENERATOR_FILE, load_keras_model
 
 STEPS_PER_EPOCH = 640 // 32  # the small data set of conftest at batch 32
 
@@ -35,12 +36,17 @@ def test_short_run_writes_every_promised_file(trained_run):
     epochs = pd.read_csv(os.path.join(trained_run, "figures/losses_per_epoch.csv"))
     assert epochs["epoch"].tolist() == [1, 2]
     assert epochs["test_accuracy"].between(0, 1).all()
-    for column in ("d_loss", "g_loss", "info_loss", "images_per_second"):
+    for column in ("d_loss", "g_loss", "info_loss", "images_per_second", "peak_rss_mb"):
         assert np.isfinite(epochs[column]).all()
+    assert (epochs["peak_rss_mb"] > 100).all()
     steps = pd.read_csv(os.path.join(trained_run, "figures/losses_per_step.csv"))
     assert steps["step"].tolist() == list(range(1, 2 * STEPS_PER_EPOCH + 1))
     config = json.load(open(os.path.join(trained_run, "model/config.json")))
     assert config["epochs"] == 2 and config["batch_size"] == 32
+    assert config["precision_used"] == "mixed_bfloat16"
+    # Trained in bf16, saved in float32: the files do not depend on the training precision.
+    generator = load_keras_model(os.path.join(trained_run, "model", GENERATOR_FILE), "generator")
+    assert {layer.dtype_policy.name for layer in generator.layers} == {"float32"}
     with open(os.path.join(trained_run, "figures/image_generated_epoch_2.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 

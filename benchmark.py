@@ -182,12 +182,14 @@ def main(argv=None):
         precisions = list(dict.fromkeys(infogan.training_precision(p) for p in args.precisions))
         x_train = tf.constant(load_mnist(args.data or None)[0])
         config = infogan.Config()
-        ceilings = {p: matmul_gflops(dtype=COMPUTE_DTYPE[p]) for p in precisions}
         rows = [
             benchmark_batch_size(b, p, x_train, args, config)
             for p in precisions
             for b in args.batch_sizes
         ]
+        # Measured after the training steps: run before them, the big matmul chain slowed the
+        # tf.data epoch loop that follows (to 256 ms a step from 170 in a probe, bf16).
+        ceilings = {p: matmul_gflops(dtype=COMPUTE_DTYPE[p]) for p in precisions}
     except UserError as error:
         sys.exit(f"error: {error}")
     for row in rows:

@@ -166,8 +166,9 @@ def main(argv=None):
     parser.add_argument(
         "--precisions",
         nargs="+",
+        choices=PRECISIONS,
         default=["float32", "auto"],
-        help=f"any of {', '.join(PRECISIONS)}; auto is what infogan.py picks on this machine",
+        help="auto is what infogan.py picks on this machine",
     )
     parser.add_argument("--steps", type=int, default=20, help="steps per timing window")
     parser.add_argument("--windows", type=int, default=5, help="timing windows (median taken)")

@@ -5,6 +5,7 @@ Everything here is a plain function that the tests call directly.
 
 import contextlib
 import os
+import sys
 import tempfile
 import zipfile
 
@@ -28,7 +29,7 @@ class UserError(Exception):
     """A problem with the user's input, reported as one line without a traceback."""
 
 
-# ---------------------------------------------------------------------------------------- data
+# ------------------------------------------------------------------------ precision and memory
 
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -47,9 +48,8 @@ def cpu_has_bf16_matmul(cpuinfo="/proc/cpuinfo"):
 
 def resolve_precision(precision, gpu_compute_capabilities=(), cpu_bf16=None):
     """The Keras dtype policy to train with: "auto" picks mixed_bfloat16 on a GPU with bf16
-    tensor cores (compute capability 8.0+) or a CPU with bf16 matmul, else float32."""
-    if precision not in PRECISIONS:
-        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    tensor cores (compute capability 8.0+) or a CPU with bf16 matmul, else float32. `precision`
+    is one of PRECISIONS (the callers' option parsing checks that)."""
     if precision != "auto":
         return precision
     if gpu_compute_capabilities:
@@ -65,7 +65,11 @@ def peak_rss_mb():
         import resource
     except ImportError:  # Windows
         return None
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux: KiB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6  # bytes there, KiB here
+
+
+# ---------------------------------------------------------------------------------------- data
 
 
 def load_mnist(path=None):

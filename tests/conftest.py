@@ -39,8 +39,15 @@ def mnist_file(tmp_path_factory):
 
 # Few steps and small batches: the end-to-end tests check plumbing, not quality. bf16 on every
 # machine, so that the float32 copies used for saving and evaluation are always exercised.
-TINY_RUN = ["--batch-size", "32", "--grid-columns", "3", "--no-progress"]
-TINY_RUN += ["--precision", "mixed_bfloat16"]
+TINY_RUN = [
+    "--batch-size",
+    "32",
+    "--grid-columns",
+    "3",
+    "--no-progress",
+    "--precision",
+    "mixed_bfloat16",
+]
 
 
 @pytest.fixture(scope="session")

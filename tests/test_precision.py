@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import infogan
-from utils import UserError, cpu_has_bf16_matmul, resolve_precision
+from utils import cpu_has_bf16_matmul, resolve_precision
 
 
 def test_auto_precision_follows_the_hardware():
@@ -13,8 +13,11 @@ def test_auto_precision_follows_the_hardware():
     assert resolve_precision("auto", [], cpu_bf16=True) == "mixed_bfloat16"
     assert resolve_precision("auto", [], cpu_bf16=False) == "float32"
     assert resolve_precision("float32", [(9, 0)]) == "float32"  # an explicit choice wins
-    with pytest.raises(UserError, match="--precision must be one of"):
-        resolve_precision("float16")
+
+
+def test_unknown_precision_is_a_one_line_error():
+    with pytest.raises(infogan.UserError, match="--precision must be one of"):
+        infogan.parse_config(["--precision", "float16"])
 
 
 def test_cpu_bf16_flag_is_read_from_cpuinfo(tmp_path):
@@ -36,6 +39,8 @@ def test_bf16_step_computes_the_same_losses_and_updates_as_float32():
     for precision in ("float32", "mixed_bfloat16"):
         keras.utils.set_random_seed(0)
         generator, discriminator = infogan.build_models(precision)
+        computing = {layer.dtype_policy.name for layer in discriminator.layers if layer.weights}
+        assert computing == {precision}  # the layers really compute in this precision
         if runs:  # identical starting weights
             generator.set_weights(runs["float32"]["start"][0])
             discriminator.set_weights(runs["float32"]["start"][1])

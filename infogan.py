@@ -64,6 +64,7 @@ class Config:
     lambda_cat: float = 1.0  # weight of the categorical info loss
     lambda_cont: float = 1.0  # weight of the Gaussian info loss of c1, c2
     continuous_std: str = "fixed"  # "fixed": std 1 (official code); "learned": Q's log-std
+    noise_scale: float = 1.0  # G multiplies its noise input by this (model.ScaleNoise)
     precision: str = "auto"  # float32, mixed_bfloat16, or auto: bf16 where the hardware has it
     seed: int = 0  # weights, latents and data order
     data: str = ""  # Keras-layout mnist.npz; empty: Keras cache, then download
@@ -117,6 +118,7 @@ def validate_config(config):
         "batch_size",
         "g_lr",
         "d_lr",
+        "noise_scale",
         "keep_checkpoints",
         "grid_columns",
     ]
@@ -238,12 +240,12 @@ def training_precision(requested):
     return resolve_precision(requested, capabilities)
 
 
-def build_models(precision):
+def build_models(precision, noise_scale=1.0):
     """G and the discriminator with their layers computing in `precision` (a Keras dtype policy).
     The variables are float32 under every policy, so weights move freely between precisions."""
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return build_generator(), build_discriminator()
+        return build_generator(noise_scale=noise_scale), build_discriminator()
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -356,13 +358,13 @@ def train(config):
     keras.utils.set_random_seed(config.seed)
 
     precision = training_precision(config.precision)
-    generator, discriminator = build_models(precision)
+    generator, discriminator = build_models(precision, config.noise_scale)
     # Saved models, the per-epoch grid and test accuracy always use float32 copies of the
     # weights, so the files and numbers do not depend on the training precision.
     if precision == "float32":
         export_generator, export_discriminator = generator, discriminator
     else:
-        export_generator, export_discriminator = build_models("float32")
+        export_generator, export_discriminator = build_models("float32", config.noise_scale)
     g_optimizer, d_optimizer = make_optimizers(generator, discriminator, config)
     epoch = tf.Variable(0, dtype=tf.int64, name="epoch")  # completed epochs
     rng = tf.random.Generator.from_seed(config.seed)

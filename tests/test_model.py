@@ -83,3 +83,24 @@ def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
     assert len(before) == len(after) == len(tf.nest.flatten(network.outputs))
     for a, b in zip(before, after, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_noise_scale_scales_only_the_noise_and_survives_saving(tmp_path):
+    import keras
+
+    scaled = model.build_generator(noise_scale=0.1)
+    plain = model.build_generator()
+    plain.set_weights(scaled.get_weights())  # same layers apart from the weightless ScaleNoise
+    latent = np.random.default_rng(0).uniform(-1, 1, (4, LATENT_DIM)).astype(np.float32)
+    shrunk = latent.copy()
+    shrunk[:, model.NOISE_SLICE] *= 0.1
+    expected = np.asarray(plain(shrunk, training=False))
+    np.testing.assert_allclose(np.asarray(scaled(latent, training=False)), expected, atol=1e-6)
+    assert not np.allclose(np.asarray(plain(latent, training=False)), expected, atol=1e-3)
+
+    scaled.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    assert loaded.get_layer("g_scale_noise").scale == 0.1
+    np.testing.assert_array_equal(
+        np.asarray(loaded(latent, training=False)), np.asarray(scaled(latent, training=False))
+    )

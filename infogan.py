@@ -13,6 +13,7 @@ model/config.json, and checkpoints/ for resuming.
 
 import argparse
 import dataclasses
+import gc
 import glob
 import json
 import math
@@ -345,6 +346,9 @@ def plot_losses(step_frame, epoch_frame, path):
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
     plt.close(figure)
+    # A figure is a web of reference cycles that Python's collector reaches only late; without
+    # this the training process grew by about 6 MB per epoch.
+    gc.collect()
 
 
 # ---------------------------------------------------------------------------------------- main

@@ -104,7 +104,7 @@ def time_steps(train_step, batches, seeds, steps):
 def benchmark_batch_size(batch_size, precision, x_train, args, config):
     keras.utils.set_random_seed(0)
     config = infogan.Config(**{**vars(config), "batch_size": batch_size, "precision": precision})
-    generator, discriminator = infogan.build_models(precision)
+    generator, discriminator = infogan.build_models(precision, config.noise_scale)
     g_optimizer, d_optimizer = infogan.make_optimizers(generator, discriminator, config)
     train_step = infogan.make_train_step(generator, discriminator, g_optimizer, d_optimizer, config)
     seeds = tf.random.Generator.from_seed(0).make_seeds(max(args.steps, args.epoch_steps))

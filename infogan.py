@@ -488,7 +488,11 @@ def start_or_resume(config, run, checkpoint, manager, epoch, precision):
     if os.path.exists(run.checkpoint_config):
         with open(run.checkpoint_config) as handle:
             previous = json.load(handle)
-        changed = {k: (previous.get(k), v) for k, v in saved.items() if previous.get(k) != v}
+        # An option newer than the run is absent from its file; the run used what is now its
+        # default (a new option's default always reproduces the behaviour before it existed).
+        defaults = dataclasses.asdict(Config())
+        previous = {k: previous.get(k, defaults[k]) for k in saved}
+        changed = {k: (previous[k], v) for k, v in saved.items() if previous[k] != v}
         if changed:
             described = ", ".join(
                 f"{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items()

@@ -114,6 +114,22 @@ def test_resume_with_other_options_asks_for_fresh(tmp_path, mnist_file):
     assert json.load(open(os.path.join(out, "model/config.json")))["lambda_cat"] == 0.5
 
 
+def test_a_run_from_before_an_option_existed_resumes_with_its_default(tmp_path, mnist_file):
+    out = str(tmp_path / "run")
+    flags = ["--data", mnist_file, "--out", out, *TINY_RUN]
+    infogan.main(["--epochs", "1", *flags])
+    saved = os.path.join(out, "checkpoints", "config.json")
+    older = json.load(open(saved))
+    del older["noise_scale"]  # as written before --noise-scale existed
+    json.dump(older, open(saved, "w"))
+    with pytest.raises(SystemExit) as exit_info:
+        infogan.main(["--epochs", "2", "--noise-scale", "0.5", *flags])
+    assert "noise_scale was 1.0, now 0.5" in str(exit_info.value.code)
+    infogan.main(["--epochs", "2", *flags])  # the default is what the older run used
+    epochs = pd.read_csv(os.path.join(out, "figures/losses_per_epoch.csv"))
+    assert epochs["epoch"].tolist() == [1, 2]
+
+
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_models(
     tmp_path, mnist_file, monkeypatch
 ):

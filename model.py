@@ -37,7 +37,9 @@ class ScaleNoise(layers.Layer):
     The saved generator keeps the interface of model.py (noise drawn from Uniform(-1, 1)); inside,
     G sees noise in [-scale, scale]. Why: at initialisation the 62 noise inputs carry about 93 %
     of the variance of G's first layer and the 10-way code under 5 %, so early training shapes
-    G's modes from the noise; a small scale makes the codes dominate from the first step."""
+    G's modes from the noise; a small scale makes the codes dominate from the first step. In our
+    runs that did not make the codes follow the digits more reliably and it cost sample variety
+    (README, "What we tried"), so training defaults to 1, which leaves this layer out."""
 
     def __init__(self, scale, **kwargs):
         super().__init__(**kwargs)

@@ -43,6 +43,7 @@ from utils import (
     load_mnist,
     peak_rss_mb,
     predict_codes,
+    random_affine,
     resolve_precision,
     sample_latent,
     save_png,
@@ -64,6 +65,7 @@ class Config:
     beta2: float = 0.999  # Adam beta2 (both optimizers)
     lambda_cat: float = 1.0  # weight of the categorical info loss
     lambda_cont: float = 1.0  # weight of the Gaussian info loss of c1, c2
+    lambda_cat_augmented: float = 0.0  # weight of the categorical info loss on moved fakes; 0: off
     continuous_std: str = "fixed"  # "fixed": std 1 (official code); "learned": Q's log-std
     noise_scale: float = 1.0  # G multiplies its noise input by this (model.ScaleNoise)
     precision: str = "auto"  # float32, mixed_bfloat16, or auto: bf16 where the hardware has it
@@ -129,7 +131,7 @@ def validate_config(config):
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             raise UserError(f"--{name} must be in [0, 1), got {getattr(config, name)}")
-    for name in ("lambda_cat", "lambda_cont"):
+    for name in ("lambda_cat", "lambda_cont", "lambda_cat_augmented"):
         if getattr(config, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
     if config.precision not in PRECISIONS:
@@ -156,15 +158,20 @@ def generator_gan_loss(fake_logit):
     return keras.losses.BinaryCrossentropy(from_logits=True)(tf.ones_like(fake_logit), fake_logit)
 
 
+def categorical_nll_of(categorical_code, categorical_logits):
+    """Cross-entropy of Q's logits (B, 10) against the one-hot code (B, 10), batch mean."""
+    return -tf.reduce_mean(
+        tfd.Categorical(logits=categorical_logits).log_prob(tf.argmax(categorical_code, axis=-1))
+    )
+
+
 def info_loss(categorical_code, continuous_codes, categorical_logits, mean, log_std, config):
     """L_I = lambda_cat * CE(c_cat, Q) + lambda_cont * Gaussian NLL(c1, c2 | Q), batch means.
 
     Returns (total, categorical_nll, continuous_nll). The continuous NLL sums over c1 and c2,
     each with its own mean and std.
     """
-    categorical_nll = -tf.reduce_mean(
-        tfd.Categorical(logits=categorical_logits).log_prob(tf.argmax(categorical_code, axis=-1))
-    )
+    categorical_nll = categorical_nll_of(categorical_code, categorical_logits)
     if config.continuous_std == "fixed":
         log_std = tf.zeros_like(mean)
     # A clip keeps exp(-2 log_std) finite while Q's first guesses are poor.
@@ -212,6 +219,17 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, config, 
             info, categorical_nll, continuous_nll = info_loss(
                 categorical_code, continuous_codes, categorical_logits, mean, log_std, config
             )
+            extra = {}
+            if config.lambda_cat_augmented:
+                # Q must also read the 10-way code from the fakes rotated, stretched and shifted
+                # (a third discriminator pass), so G cannot carry it in slant or width alone.
+                augmented_logits = tf.cast(
+                    discriminator(random_affine(fake_images, seed), training=True)[1], tf.float32
+                )
+                extra["augmented_categorical_nll"] = categorical_nll_of(
+                    categorical_code, augmented_logits
+                )
+                info += config.lambda_cat_augmented * extra["augmented_categorical_nll"]
             # Who learns from what: d_loss updates the shared body, D head and Q head, so the info
             # loss trains Q AND the body it shares with D; g_loss updates G only, so G learns to
             # fool D and to make its codes readable by Q.
@@ -227,6 +245,7 @@ def make_train_step(generator, discriminator, g_optimizer, d_optimizer, config, 
             "info_loss": info,
             "categorical_nll": categorical_nll,
             "continuous_nll": continuous_nll,
+            **extra,
         }
 
     return tf.function(train_step, reduce_retracing=True) if compile else train_step

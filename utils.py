@@ -171,6 +171,57 @@ def join_latent(categorical_code, continuous_codes, noise):
     return tf.concat([categorical_code, continuous_codes, noise], axis=-1)
 
 
+def random_affine(images, seed, max_degrees=15.0, x_scale=0.2, y_scale=0.1, max_shift=2.0):
+    """Each image (B, 28, 28, 1) in [-1, 1] rotated by up to `max_degrees`, stretched by up to
+    1 +- `x_scale` across and 1 +- `y_scale` down, and shifted by up to `max_shift` pixels, all
+    drawn uniformly per image; the background stays -1. Differentiable in the images.
+
+    `seed` is a stateless seed, salted so that it never repeats sample_latent's draws."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    batch_size = tf.shape(images)[0]
+    angle_seed, scale_seed, shift_seed = tfp.random.split_seed(
+        tf.cast(seed, tf.int32), n=3, salt="random_affine"
+    )
+    angle = tf.random.stateless_uniform([batch_size], angle_seed, -1.0, 1.0) * (
+        max_degrees * np.pi / 180.0
+    )
+    scale = 1.0 + tf.random.stateless_uniform([batch_size, 2], scale_seed, -1.0, 1.0) * [
+        x_scale,
+        y_scale,
+    ]
+    shift = tf.random.stateless_uniform([batch_size, 2], shift_seed, -max_shift, max_shift)
+    # The op maps each OUTPUT pixel (x, y) to the input point M (x, y) + offset: M rotates and
+    # divides by the stretch about the image centre, and the offset moves the result.
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    inverse_x, inverse_y = 1.0 / scale[:, 0], 1.0 / scale[:, 1]
+    m00, m01 = cos * inverse_x, -sin * inverse_x
+    m10, m11 = sin * inverse_y, cos * inverse_y
+    centre = 13.5
+    transforms = tf.stack(
+        [
+            m00,
+            m01,
+            centre - centre * (m00 + m01) - shift[:, 0],
+            m10,
+            m11,
+            centre - centre * (m10 + m11) - shift[:, 1],
+            tf.zeros_like(angle),
+            tf.zeros_like(angle),
+        ],
+        axis=1,
+    )
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(images, tf.float32),
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=-1.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+
+
 def fixed_noise(count, seed):
     """`count` noise vectors (count, 62) from the prior, always the same for the same seed."""
     return sample_latent(count, [seed, 1])[2].numpy()

@@ -67,3 +67,15 @@ def test_bf16_step_computes_the_same_losses_and_updates_as_float32():
     b = np.concatenate([u.ravel() for u in half["updates"]])
     cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
     assert cosine > 0.97  # measured 0.987 on this machine
+
+
+def test_copy_weights_makes_the_float32_copy_equal_to_the_bf16_model():
+    keras.utils.set_random_seed(1)
+    trained, _ = infogan.build_models("mixed_bfloat16")
+    keras.utils.set_random_seed(2)
+    export, _ = infogan.build_models("float32")
+    infogan.copy_weights(trained, export)
+    pairs = list(zip(trained.weights, export.weights, strict=True))
+    assert any("moving_mean" in variable.path for variable, _ in pairs)  # BN statistics too
+    for source, target in pairs:
+        assert target.dtype == "float32" and np.array_equal(np.asarray(source), np.asarray(target))

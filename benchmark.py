@@ -51,13 +51,15 @@ def layer_macs(network):
     return macs
 
 
-def training_step_flops(generator, discriminator):
+def training_step_flops(generator, discriminator, augmented=False):
     """FLOPs (2 per MAC) of one InfoGAN training step per real image, counting matmuls and convs.
 
     Forward: G once, the discriminator on the real and on the fake batch. Backward: d_loss through
     the discriminator on both batches (weight and input gradients, none into the images);
     g_loss through the discriminator on the fakes (input gradients only) and through G (weight
     gradients, and input gradients below the first layer). Elementwise, BN and Adam are left out.
+    `augmented` (--lambda-cat-augmented > 0) adds a third discriminator pass, on the moved fakes,
+    with the same forward and backward work as the pass on the fakes.
     """
     g, d = layer_macs(generator), layer_macs(discriminator)
     g_total, d_total = sum(g.values()), sum(d.values())
@@ -69,6 +71,8 @@ def training_step_flops(generator, discriminator):
         + d_total  # g_loss backward through D on the fakes (input gradients)
         + g_total + g_total - g_first  # g_loss backward through G
     )  # fmt: skip
+    if augmented:
+        macs += d_total + (d_total + d_total - d_first) + d_total
     return 2 * macs
 
 
@@ -125,7 +129,9 @@ def benchmark_batch_size(batch_size, precision, x_train, args, config):
         steps += 1
     loop_seconds = (time.perf_counter() - start) / steps
 
-    flops = training_step_flops(generator, discriminator) * batch_size
+    flops = (
+        training_step_flops(generator, discriminator, config.lambda_cat_augmented > 0) * batch_size
+    )
     return {
         "batch_size": batch_size,
         "precision": precision,

@@ -15,6 +15,9 @@ def test_flop_count_follows_the_layer_shapes():
     flops = benchmark.training_step_flops(generator, discriminator)
     # between "3 passes forward" and "3 forward + twice that backward" of the three networks
     assert 2 * (g_total + 2 * d_total) < flops < 2 * 3 * (g_total + 2 * d_total) + 2 * d_total
+    # the augmented loss adds one more pass over a fake batch: forward, both backwards
+    extra = benchmark.training_step_flops(generator, discriminator, augmented=True) - flops
+    assert extra == 2 * (d_total + (2 * d_total - d["d_conv1"]) + d_total)
 
 
 def test_benchmark_smoke(tmp_path, mnist_file, capsys):

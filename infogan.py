@@ -65,7 +65,7 @@ class Config:
     beta2: float = 0.999  # Adam beta2 (both optimizers)
     lambda_cat: float = 1.0  # weight of the categorical info loss
     lambda_cont: float = 1.0  # weight of the Gaussian info loss of c1, c2
-    lambda_cat_augmented: float = 0.0  # weight of the categorical info loss on moved fakes; 0: off
+    lambda_cat_augmented: float = 1.0  # weight of the categorical info loss on moved fakes; 0: off
     continuous_std: str = "fixed"  # "fixed": std 1 (official code); "learned": Q's log-std
     noise_scale: float = 1.0  # G multiplies its noise input by this (model.ScaleNoise)
     precision: str = "auto"  # float32, mixed_bfloat16, or auto: bf16 where the hardware has it

@@ -41,14 +41,23 @@ def test_one_step_updates_g_body_and_q_and_keeps_losses_finite():
     before = {name: snapshot(variables) for name, variables in groups.items()}
     step = infogan.make_train_step(generator, discriminator, g_opt, d_opt, config)
     losses = step(real_batch(), tf.constant([0, 1]))
-    assert set(losses) == {"d_loss", "g_loss", "info_loss", "categorical_nll", "continuous_nll"}
+    assert set(losses) == {
+        "d_loss",
+        "g_loss",
+        "info_loss",
+        "categorical_nll",
+        "continuous_nll",
+        "augmented_categorical_nll",
+    }
     assert all(np.isfinite(float(value)) for value in losses.values())
     for name, variables in groups.items():
         assert changed(before[name], variables), f"{name} was not updated"
 
 
-def body_update(lambda_cat, lambda_cont):
-    config = infogan.Config(lambda_cat=lambda_cat, lambda_cont=lambda_cont)
+def body_update(lambda_cat, lambda_cont, lambda_cat_augmented):
+    config = infogan.Config(
+        lambda_cat=lambda_cat, lambda_cont=lambda_cont, lambda_cat_augmented=lambda_cat_augmented
+    )
     generator, discriminator, g_opt, d_opt = fresh(config, optimizer="sgd")
     body = model.body_variables(discriminator)
     before = snapshot(body)
@@ -61,8 +70,8 @@ def body_update(lambda_cat, lambda_cont):
 def test_info_loss_reaches_the_shared_body():
     # Same weights, batch and latents: only the info-loss weights differ. If the info loss did
     # not reach the body (frozen, stopped, or left out of the optimizer), the updates would match.
-    without_info = body_update(0.0, 0.0)
-    for weights in [(1.0, 0.0), (0.0, 1.0)]:
+    without_info = body_update(0.0, 0.0, 0.0)
+    for weights in [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)]:
         with_info = body_update(*weights)
         assert any(
             not np.allclose(a, b, rtol=1e-4, atol=1e-7)
@@ -82,9 +91,10 @@ def test_augmented_categorical_loss_is_added_to_the_info_loss():
         + 0.5 * losses["augmented_categorical_nll"],
         rel=1e-5,
     )
-    assert "augmented_categorical_nll" not in infogan.make_train_step(
-        *fresh(infogan.Config()), infogan.Config()
-    )(real_batch(), tf.constant([0, 1]))
+    off = infogan.Config(lambda_cat_augmented=0.0)
+    assert "augmented_categorical_nll" not in infogan.make_train_step(*fresh(off), off)(
+        real_batch(), tf.constant([0, 1])
+    )
 
 
 @pytest.mark.parametrize(

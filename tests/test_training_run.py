@@ -96,8 +96,15 @@ def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, mnist_file, traine
     resumed = pd.read_csv(os.path.join(out, "figures/losses_per_step.csv"))
     uninterrupted = pd.read_csv(os.path.join(trained_run, "figures/losses_per_step.csv"))
     assert resumed["step"].tolist() == uninterrupted["step"].tolist()  # no gap, no repeat
-    # Same data order and latents after the restore: the losses follow the same path.
-    np.testing.assert_allclose(resumed["d_loss"], uninterrupted["d_loss"], rtol=1e-3, atol=1e-4)
+    # Same data order and latents after the restore: the losses follow the same path. Exactly
+    # at first; with the augmented categorical loss, run-to-run round-off then grows within a few
+    # steps (to ~1 % by the end of epoch 2 here), so the rest of the path gets a looser bound.
+    # Another batch or other latents after the restore would move the first steps by far more.
+    first = STEPS_PER_EPOCH + 5
+    np.testing.assert_allclose(
+        resumed["d_loss"][:first], uninterrupted["d_loss"][:first], rtol=1e-3, atol=1e-4
+    )
+    np.testing.assert_allclose(resumed["d_loss"], uninterrupted["d_loss"], rtol=5e-2)
     epochs = pd.read_csv(os.path.join(out, "figures/losses_per_epoch.csv"))
     assert epochs["epoch"].tolist() == [1, 2]
 

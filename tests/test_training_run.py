@@ -98,9 +98,10 @@ def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, mnist_file, traine
     assert resumed["step"].tolist() == uninterrupted["step"].tolist()  # no gap, no repeat
     # Same data order and latents after the restore: the losses follow the same path. Exactly
     # at first; with the augmented categorical loss, run-to-run round-off then grows within a few
-    # steps (to ~1 % by the end of epoch 2 here), so the rest of the path gets a looser bound.
-    # Another batch or other latents after the restore would move the first steps by far more.
-    first = STEPS_PER_EPOCH + 5
+    # steps (0.2-1 % from the 5th-8th step after the restore in our runs), so the rest of the
+    # path gets a looser bound. Another batch or other latents after the restore would move the
+    # first steps by far more.
+    first = STEPS_PER_EPOCH + 2
     np.testing.assert_allclose(
         resumed["d_loss"][:first], uninterrupted["d_loss"][:first], rtol=1e-3, atol=1e-4
     )

@@ -53,6 +53,9 @@ tfd = tfp.distributions
 
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_OPTIONS = {"epochs", "fresh", "data", "out", "progress"}
+# Options added after runs existed, with the value that reproduces a run made before each (a
+# checkpoint's config.json lacks them). Not always the default: lambda_cat_augmented is 1 now.
+BEFORE_OPTION_EXISTED = {"precision": "float32", "noise_scale": 1.0, "lambda_cat_augmented": 0.0}
 
 
 @dataclasses.dataclass
@@ -514,9 +517,8 @@ def start_or_resume(config, run, checkpoint, manager, epoch, precision):
     if os.path.exists(run.checkpoint_config):
         with open(run.checkpoint_config) as handle:
             previous = json.load(handle)
-        # An option newer than the run is absent from its file; the run used what is now its
-        # default (a new option's default always reproduces the behaviour before it existed).
-        defaults = dataclasses.asdict(Config())
+        # An option newer than the run is absent from its file: the run behaved as before it.
+        defaults = {**dataclasses.asdict(Config()), **BEFORE_OPTION_EXISTED}
         previous = {k: previous.get(k, defaults[k]) for k in saved}
         changed = {k: (previous[k], v) for k, v in saved.items() if previous[k] != v}
         if changed:

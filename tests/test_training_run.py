@@ -122,18 +122,24 @@ def test_resume_with_other_options_asks_for_fresh(tmp_path, mnist_file):
     assert json.load(open(os.path.join(out, "model/config.json")))["lambda_cat"] == 0.5
 
 
-def test_a_run_from_before_an_option_existed_resumes_with_its_default(tmp_path, mnist_file):
+def test_a_run_from_before_an_option_existed_resumes_as_it_ran(tmp_path, mnist_file):
     out = str(tmp_path / "run")
-    flags = ["--data", mnist_file, "--out", out, *TINY_RUN]
+    # Written as before --noise-scale and --lambda-cat-augmented existed: that run had no
+    # augmented loss, which today takes --lambda-cat-augmented 0 (the default is 1).
+    flags = ["--data", mnist_file, "--out", out, "--lambda-cat-augmented", "0", *TINY_RUN]
     infogan.main(["--epochs", "1", *flags])
     saved = os.path.join(out, "checkpoints", "config.json")
     older = json.load(open(saved))
-    del older["noise_scale"]  # as written before --noise-scale existed
+    del older["noise_scale"], older["lambda_cat_augmented"]
     json.dump(older, open(saved, "w"))
     with pytest.raises(SystemExit) as exit_info:
         infogan.main(["--epochs", "2", "--noise-scale", "0.5", *flags])
     assert "noise_scale was 1.0, now 0.5" in str(exit_info.value.code)
-    infogan.main(["--epochs", "2", *flags])  # the default is what the older run used
+    plain = [f for f in flags if f not in ("--lambda-cat-augmented", "0")]
+    with pytest.raises(SystemExit) as exit_info:  # the default would switch the new loss on
+        infogan.main(["--epochs", "2", *plain])
+    assert "lambda_cat_augmented was 0.0, now 1.0" in str(exit_info.value.code)
+    infogan.main(["--epochs", "2", *flags])
     epochs = pd.read_csv(os.path.join(out, "figures/losses_per_epoch.csv"))
     assert epochs["epoch"].tolist() == [1, 2]
 

@@ -4,6 +4,7 @@ Everything here is a plain function that the tests call directly.
 """
 
 import contextlib
+import hashlib
 import os
 import sys
 import tempfile
@@ -140,27 +141,44 @@ def to_model_range(images):
 # ------------------------------------------------------------------------------------- latents
 
 
-def sample_latent(batch_size, seed):
-    """Draw the priors with TFP.
+def split_seed(seed, count, salt=None):
+    """`count` stateless seeds (2,) int32 derived from the stateless seed `seed`; with `salt`, a
+    different family. The same split as tfp.random.split_seed (the tests check it bit for bit),
+    written out so that the training process need not import TFP, which also loads tf_keras
+    (about 64 MB resident)."""
+    import tensorflow as tf
 
-    Returns categorical_code (B, 10) one-hot, continuous_codes (B, 2), noise (B, 62).
+    seed = tf.cast(seed, tf.int32)  # tf.random.Generator.make_seeds gives int64
+    if salt is not None:
+        salt = int(hashlib.sha512(salt.encode("utf-8")).hexdigest(), 16) % (2**31 - 1)
+        seed = tf.bitwise.bitwise_xor(seed, tf.constant([salt, 0], tf.int32))
+    seeds = tf.random.stateless_uniform([count, 2], seed, minval=None, maxval=None, dtype=tf.int32)
+    return tf.unstack(seeds)
+
+
+def sample_latent(batch_size, seed):
+    """Draw the priors: a uniform 10-way code, and Uniform(-1, 1) continuous codes and noise.
+
+    Returns categorical_code (B, 10) one-hot, continuous_codes (B, 2), noise (B, 62): the same
+    draws as TFP's OneHotCategorical(logits=zeros).sample and Uniform(-1, 1).sample with the
+    same seeds (the tests check it).
 
     `seed` is a stateless seed (two int32 values): the same seed gives the same draw, in eager
     code and inside tf.function alike.
     """
     import tensorflow as tf
-    import tensorflow_probability as tfp
 
-    tfd = tfp.distributions
-    seed = tf.cast(seed, tf.int32)  # tf.random.Generator.make_seeds gives int64
-    categorical_seed, continuous_seed, noise_seed = tfp.random.split_seed(seed, n=3)
-    categorical_code = tfd.OneHotCategorical(
-        logits=tf.zeros([CATEGORICAL_DIM]), dtype=tf.float32
-    ).sample(batch_size, seed=categorical_seed)
-    continuous_codes = tfd.Uniform(-1.0, 1.0).sample(
-        [batch_size, CONTINUOUS_DIM], seed=continuous_seed
-    )
-    noise = tfd.Uniform(-1.0, 1.0).sample([batch_size, NOISE_DIM], seed=noise_seed)
+    categorical_seed, continuous_seed, noise_seed = split_seed(seed, 3)
+    category = tf.random.stateless_categorical(
+        tf.zeros([1, CATEGORICAL_DIM]), batch_size, categorical_seed
+    )[0]  # (B,)
+    categorical_code = tf.one_hot(category, CATEGORICAL_DIM, dtype=tf.float32)
+
+    def uniform(shape, seed):  # low + (high - low) * u, as TFP computes it
+        return -1.0 + 2.0 * tf.random.stateless_uniform(shape, seed)
+
+    continuous_codes = uniform([batch_size, CONTINUOUS_DIM], continuous_seed)
+    noise = uniform([batch_size, NOISE_DIM], noise_seed)
     return categorical_code, continuous_codes, noise
 
 
@@ -181,12 +199,9 @@ def random_affine(images, seed, max_degrees=15.0, x_scale=0.2, y_scale=0.1, max_
 
     `seed` is a stateless seed, salted so that it never repeats sample_latent's draws."""
     import tensorflow as tf
-    import tensorflow_probability as tfp
 
     batch_size = tf.shape(images)[0]
-    angle_seed, scale_seed, shift_seed = tfp.random.split_seed(
-        tf.cast(seed, tf.int32), n=3, salt="random_affine"
-    )
+    angle_seed, scale_seed, shift_seed = split_seed(seed, 3, salt="random_affine")
     angle = tf.random.stateless_uniform([batch_size], angle_seed, -1.0, 1.0) * (
         max_degrees * np.pi / 180.0
     )

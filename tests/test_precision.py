@@ -69,13 +69,49 @@ def test_bf16_step_computes_the_same_losses_and_updates_as_float32():
     assert cosine > 0.97  # measured 0.987 on this machine
 
 
-def test_copy_weights_makes_the_float32_copy_equal_to_the_bf16_model():
+def test_computing_in_float32_reads_the_bf16_models_as_float32_models_would(tmp_path):
     keras.utils.set_random_seed(1)
-    trained, _ = infogan.build_models("mixed_bfloat16")
-    keras.utils.set_random_seed(2)
-    export, _ = infogan.build_models("float32")
-    infogan.copy_weights(trained, export)
-    pairs = list(zip(trained.weights, export.weights, strict=True))
-    assert any("moving_mean" in variable.path for variable, _ in pairs)  # BN statistics too
-    for source, target in pairs:
-        assert target.dtype == "float32" and np.array_equal(np.asarray(source), np.asarray(target))
+    trained_generator, trained = infogan.build_models("mixed_bfloat16")
+    _, reference = infogan.build_models("float32")
+    reference.set_weights(trained.get_weights())
+    images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (16, 28, 28, 1)), tf.float32)
+
+    with infogan.computing_in("float32", trained_generator, trained):
+        assert {layer.dtype_policy.name for layer in trained.layers} == {"float32"}
+        outputs = trained(images, training=False)
+        infogan.save_model(trained, str(tmp_path / "d.keras"))
+    for ours, theirs in zip(outputs, reference(images, training=False), strict=True):
+        assert ours.dtype == "float32"
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    # Afterwards the layers compute in bf16 again, and the saved file is a float32 model.
+    assert {layer.dtype_policy.name for layer in trained.layers} == {"mixed_bfloat16"}
+    assert trained(images, training=False)[0].dtype == "bfloat16"
+    loaded = keras.saving.load_model(str(tmp_path / "d.keras"))
+    assert {layer.dtype_policy.name for layer in loaded.layers} == {"float32"}
+    for ours, theirs in zip(loaded(images), reference(images), strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_compiled_step_is_unchanged_by_a_float32_block_between_steps():
+    """The epoch's float32 readout runs between compiled bf16 steps: the step must neither
+    retrace nor compute differently afterwards."""
+    config = infogan.Config()
+    real = tf.constant(np.random.default_rng(2).uniform(-1, 1, (16, 28, 28, 1)), tf.float32)
+    results = []
+    for with_block in (False, True):
+        keras.utils.set_random_seed(0)
+        generator, discriminator = infogan.build_models("mixed_bfloat16")
+        step = infogan.make_train_step(
+            generator, discriminator, keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), config
+        )
+        step(real, tf.constant([1, 2]))
+        if with_block:
+            with infogan.computing_in("float32", generator, discriminator):
+                discriminator(real, training=False)
+                generator(tf.zeros([4, 74]), training=False)
+        losses = {k: float(v) for k, v in step(real, tf.constant([3, 4])).items()}
+        results.append((losses, step.experimental_get_tracing_count()))
+    (plain, plain_traces), (blocked, blocked_traces) = results
+    assert plain_traces == blocked_traces == 1
+    for name, value in plain.items():
+        assert blocked[name] == pytest.approx(value, rel=1e-6), name

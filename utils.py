@@ -233,9 +233,10 @@ def random_affine(images, seed, max_degrees=15.0, x_scale=0.2, y_scale=0.1, max_
     # The output size as a constant where it is known: computed at run time, it left the step's
     # graph with unknown image sizes, and TF's graph optimizer (its "remapper") then failed on the
     # whole step and logged an error.
+    images = tf.cast(images, tf.float32)
     size = images.shape[1:3]
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.cast(images, tf.float32),
+        images=images,
         transforms=transforms,
         output_shape=size if size.is_fully_defined() else tf.shape(images)[1:3],
         fill_value=-1.0,

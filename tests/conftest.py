@@ -38,7 +38,7 @@ def mnist_file(tmp_path_factory):
 
 
 # Few steps and small batches: the end-to-end tests check plumbing, not quality. bf16 on every
-# machine, so that the float32 copies used for saving and evaluation are always exercised.
+# machine, so that the switch to float32 for saving and evaluation is always exercised.
 TINY_RUN = [
     "--batch-size",
     "32",

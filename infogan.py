@@ -493,6 +493,8 @@ def train(config):
                 run.epoch_grid(current),
                 scale=2,
             )
+            save_model(generator, run.generator)
+            save_model(discriminator, run.discriminator)
         new_steps = pd.DataFrame(rows)
         new_steps["epoch_progress"] = new_steps["step"] / steps_per_epoch
         step_frame = pd.concat([step_frame, new_steps], ignore_index=True)
@@ -507,10 +509,7 @@ def train(config):
         }
         epoch_frame = pd.concat([epoch_frame, pd.DataFrame([summary])], ignore_index=True)
         plot_losses(step_frame, epoch_frame, run.loss_figure)
-        with computing_in("float32", generator, discriminator):
-            save_model(generator, run.generator)
-            save_model(discriminator, run.discriminator)
-        # Read after the figure and the saves, whose transients make the epoch's memory peak.
+        # Read after the model saves and the figure, whose transients make the epoch's peak.
         peak = peak_rss_mb()
         epoch_frame.loc[epoch_frame.index[-1], "peak_rss_mb"] = peak
         write_csv(step_frame, run.step_csv)

@@ -60,43 +60,29 @@ def test_rerunning_a_finished_run_trains_nothing(trained_run, mnist_file, capsys
     assert before == after
 
 
-class Interrupt:
-    """Wraps make_train_step so that the step raises KeyboardInterrupt on its n-th call."""
+class StepSpy:
+    """Wraps make_train_step: records every step's batch (as a digest) and seed, and raises
+    KeyboardInterrupt on the step's `interrupt_at`-th call."""
 
-    def __init__(self, monkeypatch, at_call):
-        self.calls, self.at_call = 0, at_call
+    def __init__(self, monkeypatch, interrupt_at=None):
+        self.inputs, self.interrupt_at = [], interrupt_at
         original = infogan.make_train_step
 
         def make(*args, **kwargs):
             step = original(*args, **kwargs)
 
-            def interrupted(*step_args):
-                self.calls += 1
-                if self.calls == self.at_call:
+            def spied(real_images, seed):
+                self.inputs.append(
+                    (
+                        hashlib.sha1(np.asarray(real_images).tobytes()).hexdigest(),
+                        np.asarray(seed).tolist(),
+                    )
+                )
+                if len(self.inputs) == self.interrupt_at:
                     raise KeyboardInterrupt
-                return step(*step_args)
-
-            return interrupted
-
-        monkeypatch.setattr(infogan, "make_train_step", make)
-
-
-class RecordInputs:
-    """Wraps make_train_step so that every step's batch (as a digest) and seed are recorded."""
-
-    def __init__(self, monkeypatch):
-        self.inputs = []
-        original = infogan.make_train_step
-
-        def make(*args, **kwargs):
-            step = original(*args, **kwargs)
-
-            def recorded(real_images, seed):
-                digest = hashlib.sha1(np.asarray(real_images).tobytes()).hexdigest()
-                self.inputs.append((digest, np.asarray(seed).tolist()))
                 return step(real_images, seed)
 
-            return recorded
+            return spied
 
         monkeypatch.setattr(infogan, "make_train_step", make)
 
@@ -122,14 +108,14 @@ def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, mnist_file, traine
     out = str(tmp_path / "run")
     flags = ["--epochs", "2", "--data", mnist_file, "--out", out, *TINY_RUN]
     with monkeypatch.context() as patch:
-        Interrupt(patch, at_call=STEPS_PER_EPOCH + 5)  # Ctrl-C in the middle of epoch 2
+        StepSpy(patch, interrupt_at=STEPS_PER_EPOCH + 5)  # Ctrl-C in the middle of epoch 2
         with pytest.raises(SystemExit, match="rerun the same command to resume"):
             infogan.main(flags)
     steps = pd.read_csv(os.path.join(out, "figures/losses_per_step.csv"))
     assert steps["epoch"].max() == 1  # epoch 2 never finished
 
     with monkeypatch.context() as patch:
-        recorder = RecordInputs(patch)
+        recorder = StepSpy(patch)
         infogan.main(flags)  # the same command again
 
     assert run_files(out) == run_files(trained_run)

@@ -139,3 +139,63 @@ def test_graph_optimizer_accepts_the_step(capfd):
     capfd.readouterr()
     step(real_batch(), tf.constant([0, 1]))["d_loss"].numpy()
     assert "remapper failed" not in capfd.readouterr().err
+
+
+def adam_run(optimizer_class, steps=4):
+    """Variables, first and second moments after `steps` compiled updates from fixed gradients.
+    The gradient scales span 1e-9 to 1, so that epsilon (1e-7) decides the smallest variable's
+    update; the weights start near 0, so float32 resolves each update."""
+    rng = np.random.default_rng(0)
+    scales = [1.0, 1e-3, 1e-9]
+    variables = [keras.Variable(1e-6 * rng.normal(size=(64, 32)).astype("float32")) for _ in scales]
+    gradients = [
+        [tf.constant(scale * rng.normal(size=(64, 32)), tf.float32) for scale in scales]
+        for _ in range(steps)
+    ]
+    optimizer = optimizer_class(1e-3, beta_1=0.5, beta_2=0.999)
+    optimizer.build(variables)
+    apply = tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables, strict=True)))
+    for grads in gradients:
+        apply(grads)
+    return optimizer, variables
+
+
+def assert_close(actual, expected, rtol):
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+def test_fused_adam_makes_keras_adams_updates():
+    (keras_adam, keras_vars), (fused_adam, fused_vars) = (
+        adam_run(keras.optimizers.Adam),
+        adam_run(infogan.FusedAdam),
+    )
+    start = adam_run(keras.optimizers.Adam, steps=0)[1]
+    assert int(fused_adam.iterations) == int(keras_adam.iterations) == 4
+    for expected, actual, initial in zip(keras_vars, fused_vars, start, strict=True):
+        update = np.asarray(expected) - np.asarray(initial)
+        assert np.abs(update).max() > 0
+        assert_close(np.asarray(actual) - np.asarray(initial), update, rtol=1e-4)
+    for expected, actual in zip(
+        keras_adam._momentums + keras_adam._velocities,
+        fused_adam._momentums + fused_adam._velocities,
+        strict=True,
+    ):
+        assert_close(actual, expected, rtol=1e-5)
+
+
+def test_fused_adam_resumes_from_a_keras_adam_checkpoint(tmp_path):
+    """Runs checkpointed before FusedAdam existed (keras.optimizers.Adam) resume with their
+    moments and step count."""
+    keras_adam, keras_vars = adam_run(keras.optimizers.Adam)
+    path = tf.train.Checkpoint(optimizer=keras_adam).save(str(tmp_path / "ckpt"))
+    fused_adam = infogan.FusedAdam(1e-3, beta_1=0.5, beta_2=0.999)
+    fused_adam.build([keras.Variable(np.zeros_like(v)) for v in keras_vars])
+    tf.train.Checkpoint(optimizer=fused_adam).restore(path).assert_consumed()
+    assert int(fused_adam.iterations) == 4
+    for expected, actual in zip(
+        keras_adam._momentums + keras_adam._velocities,
+        fused_adam._momentums + fused_adam._velocities,
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected))

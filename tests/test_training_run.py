@@ -37,9 +37,17 @@ def test_short_run_writes_every_promised_file(trained_run):
     epochs = pd.read_csv(os.path.join(trained_run, "figures/losses_per_epoch.csv"))
     assert epochs["epoch"].tolist() == [1, 2]
     assert epochs["test_accuracy"].between(0, 1).all()
-    for column in ("d_loss", "g_loss", "info_loss", "images_per_second", "peak_rss_mb"):
+    for column in (
+        "d_loss",
+        "g_loss",
+        "info_loss",
+        "images_per_second",
+        "peak_rss_mb",
+        "epoch_seconds",
+    ):
         assert np.isfinite(epochs[column]).all()
     assert (epochs["peak_rss_mb"] > 100).all()
+    assert (epochs["epoch_seconds"] > epochs["seconds"]).all()  # the loop and the outputs after it
     steps = pd.read_csv(os.path.join(trained_run, "figures/losses_per_step.csv"))
     assert steps["step"].tolist() == list(range(1, 2 * STEPS_PER_EPOCH + 1))
     config = json.load(open(os.path.join(trained_run, "model/config.json")))

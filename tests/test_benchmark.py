@@ -34,5 +34,7 @@ def test_benchmark_smoke(tmp_path, mnist_file, capsys):
         ceiling = report["matmul_gflops"][result["precision"]]
         assert ceiling > 0
         assert result["utilization"] == result["achieved_gflops"] / ceiling
+        fp32_ceiling = report["matmul_gflops"]["float32"]
+        assert result["utilization_of_fp32_ceiling"] == result["achieved_gflops"] / fp32_ceiling
     assert report["peak_rss_mb"] > 100
     assert "utilization" in capsys.readouterr().out

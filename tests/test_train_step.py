@@ -184,6 +184,20 @@ def test_fused_adam_makes_keras_adams_updates():
         assert_close(actual, expected, rtol=1e-5)
 
 
+def test_fused_adam_runs_the_fused_kernel():
+    """Equal updates alone would also pass if FusedAdam quietly fell back to Keras's ops."""
+    variable = keras.Variable(np.zeros((4,), "float32"))
+    optimizer = infogan.FusedAdam(1e-3)
+    optimizer.build([variable])
+
+    @tf.function
+    def apply(gradient):
+        optimizer.apply_gradients([(gradient, variable)])
+
+    graph = apply.get_concrete_function(tf.ones(4)).graph
+    assert "ResourceApplyAdam" in {op.type for op in graph.get_operations()}
+
+
 def test_fused_adam_resumes_from_a_keras_adam_checkpoint(tmp_path):
     """Runs checkpointed before FusedAdam existed (keras.optimizers.Adam) resume with their
     moments and step count."""

@@ -1,38 +1,33 @@
 """Measure training speed against what this machine can do, in one run.
 
-    python benchmark.py                       # batch 128, float32 and the auto precision
-    python benchmark.py --batch-sizes 64 128 256 --precisions float32
-    python benchmark.py --steps 3 --windows 2 --epoch-steps 4 --out /tmp/bench.json  # smoke test
+    python benchmark.py                          # batch 128, float32 and the auto precision
+    python benchmark.py --precisions float32 --rounds 5
+    python benchmark.py --rounds 1 --window 4 --out /tmp/bench.json   # smoke test
 
-Reports, for the real infogan.py training step (same function, same options):
-- step time and real images/s: median over --windows windows of --steps steps, after warm-up;
-- the epoch loop with data input (infogan.epoch_dataset) for --epoch-steps steps;
-- for each --precisions (default: float32, and what infogan.py's --precision auto picks here),
-  the machine's matrix-multiply rate in TensorFlow in that compute dtype (the practical ceiling),
-  the model FLOPs of one training step counted from the layer shapes, the achieved GFLOP/s and
-  the utilization = achieved / ceiling of the same dtype, and achieved / the fp32 ceiling (the
-  machine's fp32 matmul rate, which the utilization target is stated against);
-- the peak resident memory of this process (which holds MNIST and every model it benchmarked;
-  infogan.py logs its own peak per epoch in losses_per_epoch.csv).
+For the real infogan.py training (same functions, default options) it alternates, in one
+process, windows of --window steps of
+- the STEP: the one-step function on batches already in memory, called in a Python loop, its
+  losses read once at the end of the window (the compute alone);
+- the LOOP: infogan.train_epoch, as a run trains (input pipeline, steps in calls of a tenth of
+  an epoch, losses read and written to TensorBoard per call, the NaN check, progress);
+and reports for each the median and the spread (min, max) over --rounds rounds, the ratio
+loop / step, real images/s, the model FLOPs of a step (counted from the layer shapes), the
+achieved GFLOP/s and the utilization against this machine's matmul rate in TensorFlow in the
+same compute dtype and in float32 (the practical ceilings), and the process's peak memory.
+Compare speeds only side by side on one machine: machines (and one machine over time) differ.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras
-import numpy as np
-import tensorflow as tf
-
 import infogan
-from utils import PRECISIONS, UserError, atomic_path, load_mnist, peak_rss_mb
+from utils import PRECISIONS, UserError, load_dataset, peak_rss_mb, step_seeds, write_json
 
+tf, keras, np = infogan.tf, infogan.keras, infogan.np
 COMPUTE_DTYPE = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
 
 
@@ -59,11 +54,9 @@ def training_step_flops(generator, discriminator, augmented=False):
     the discriminator on both batches (weight and input gradients, none into the images);
     g_loss through the discriminator on the fakes (input gradients only) and through G (weight
     gradients, and input gradients below the first layer). Elementwise, BN and Adam are left out.
-    `augmented` (--lambda-cat-augmented > 0) adds a third discriminator pass, on the moved fakes:
-    forward, weight gradients, and input gradients down to the moved images ONCE. That term is in
-    d_loss and in g_loss with the same weight, so both backward passes through it are the same
-    computation, and TF's graph optimizer runs it once (a profile of the compiled step shows one
-    input-gradient op per layer of that pass, two for the pass on the fakes).
+    `augmented` adds the third discriminator pass, on the moved fakes: forward, weight gradients,
+    and input gradients ONCE (the term is in d_loss and g_loss alike, and TF's graph optimizer
+    runs the identical backward passes once; a profile of the step shows it).
     """
     g, d = layer_macs(generator), layer_macs(discriminator)
     g_total, d_total = sum(g.values()), sum(d.values())
@@ -101,52 +94,69 @@ def matmul_gflops(size=2048, repeats=20, dtype=tf.float32):
     return 2 * size**3 * repeats / best / 1e9
 
 
-def time_steps(train_step, batches, seeds, steps):
-    start = time.perf_counter()
-    for i in range(steps):
-        losses = train_step(batches[i % len(batches)], seeds[:, i % seeds.shape[1]])
-    float(losses["d_loss"])  # wait for the last step
-    return (time.perf_counter() - start) / steps
-
-
-def benchmark_batch_size(batch_size, precision, x_train, args, config):
+def benchmark_precision(precision, x_train, args):
+    """Interleaved step and loop windows for one precision; times in ms per step."""
     keras.utils.set_random_seed(0)
-    config = infogan.Config(**{**vars(config), "batch_size": batch_size, "precision": precision})
-    generator, discriminator = infogan.build_models(precision, config.noise_scale)
-    g_optimizer, d_optimizer = infogan.make_optimizers(generator, discriminator, config)
-    train_step = infogan.make_train_step(generator, discriminator, g_optimizer, d_optimizer, config)
-    seeds = tf.random.Generator.from_seed(0).make_seeds(max(args.steps, args.epoch_steps))
-    batches = list(infogan.epoch_dataset(x_train, batch_size, 0, 1).take(8))
+    config = infogan.Config(precision=precision, progress=False, batch_size=args.batch_size)
+    strategy = tf.distribute.get_strategy()
+    training = infogan.Training(config, strategy, precision)
+    replica_step = infogan.make_replica_step(
+        training.generator, training.discriminator, training.g_optimizer, training.d_optimizer,
+        config,
+    )  # fmt: skip
+    one_step = tf.function(replica_step)
+    batches = list(infogan.dataset_iterator(strategy, x_train, config, 1))[:8]
+    seeds = tf.constant(step_seeds(0, 1, args.window))
+    writer = tf.summary.create_noop_writer()
+    steps_per_epoch = int(x_train.shape[0]) // config.batch_size
 
-    start = time.perf_counter()
-    time_steps(train_step, batches, seeds, 1)
-    compile_seconds = time.perf_counter() - start
-    time_steps(train_step, batches, seeds, args.warmup)
-    windows = [time_steps(train_step, batches, seeds, args.steps) for _ in range(args.windows)]
-    step_seconds = statistics.median(windows)
+    def step_window():
+        start = time.perf_counter()
+        for index in range(args.window):
+            losses = one_step(batches[index % len(batches)], seeds[index])
+        float(losses["d_loss"])  # wait for the last step
+        return (time.perf_counter() - start) / args.window
 
-    # The epoch loop as infogan.py runs it: input pipeline, step, loss read-back each step.
-    start, steps = time.perf_counter(), 0
-    for real_images in infogan.epoch_dataset(x_train, batch_size, 0, 2).take(args.epoch_steps):
-        losses = train_step(real_images, seeds[:, steps])
-        _ = {name: float(value) for name, value in losses.items()}
-        steps += 1
-    loop_seconds = (time.perf_counter() - start) / steps
+    def loop_window(epoch):
+        clock = infogan.Clock(args.window, config.batch_size)
+        start = time.perf_counter()
+        infogan.train_epoch(training, x_train, config, epoch, clock, writer, args.window)
+        return (time.perf_counter() - start) / args.window
 
-    flops = (
-        training_step_flops(generator, discriminator, config.lambda_cat_augmented > 0) * batch_size
-    )
+    started = time.perf_counter()
+    step_window(), loop_window(1)  # trace both, warm up
+    compile_seconds = time.perf_counter() - started
+    step_times, loop_times = [], []
+    for round_index in range(args.rounds):  # alternate, so a slow spell of the machine hits both
+        step_times.append(step_window())
+        loop_times.append(loop_window(2 + round_index))
+    flops = training_step_flops(
+        training.generator, training.discriminator, config.lambda_cat_augmented > 0
+    ) * config.batch_size  # fmt: skip
+
+    def summary(times):
+        return {
+            "ms_median": 1000 * statistics.median(times),
+            "ms_min": 1000 * min(times),
+            "ms_max": 1000 * max(times),
+            "ms_windows": [1000 * t for t in times],
+            "images_per_second": config.batch_size / statistics.median(times),
+        }
+
+    step, loop = summary(step_times), summary(loop_times)
     return {
-        "batch_size": batch_size,
         "precision": precision,
+        "batch_size": config.batch_size,
+        "window_steps": args.window,
+        "rounds": args.rounds,
         "compile_seconds": compile_seconds,
-        "step_ms": 1000 * step_seconds,
-        "step_ms_windows": [1000 * w for w in windows],
-        "images_per_second": batch_size / step_seconds,
-        "epoch_loop_images_per_second": batch_size / loop_seconds,
-        "epoch_seconds_estimate": (len(x_train) // batch_size) * loop_seconds,
+        "step": step,
+        "loop": loop,
+        "loop_over_step": loop["ms_median"] / step["ms_median"],
+        "epoch_seconds_estimate": steps_per_epoch * loop["ms_median"] / 1000,
         "gflop_per_step": flops / 1e9,
-        "achieved_gflops": flops / step_seconds / 1e9,
+        "achieved_gflops_step": flops / step["ms_median"] / 1e6,
+        "achieved_gflops_loop": flops / loop["ms_median"] / 1e6,
     }
 
 
@@ -158,12 +168,12 @@ def machine_description():
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "gpus": gpus,
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "tensorflow": tf.__version__,
+        "keras": keras.__version__,
         "python": platform.python_version(),
     }
 
@@ -172,35 +182,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128])
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["float32", "auto"],
+                        help="auto is what infogan.py picks on this machine")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--window", type=int, default=94, help="steps per timing window")
     parser.add_argument(
-        "--precisions",
-        nargs="+",
-        choices=PRECISIONS,
-        default=["float32", "auto"],
-        help="auto is what infogan.py picks on this machine",
+        "--rounds", type=int, default=3, help="rounds of one step + one loop window"
     )
-    parser.add_argument("--steps", type=int, default=20, help="steps per timing window")
-    parser.add_argument("--windows", type=int, default=5, help="timing windows (median taken)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps after compiling")
-    parser.add_argument("--epoch-steps", type=int, default=100, help="steps of the epoch loop")
-    parser.add_argument("--data", default="", help="Keras-layout mnist.npz (as infogan.py)")
-    parser.add_argument("--out", default=os.path.join("figures", "benchmark.json"))
+    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
+    parser.add_argument("--data", default="", help="a data file or folder, as infogan.py --data")
+    parser.add_argument("--out", default=os.path.join("docs", "benchmark.json"))
     args = parser.parse_args(argv)
     try:
-        if min(args.steps, args.windows, args.epoch_steps, *args.batch_sizes) < 1:
-            raise UserError("--steps, --windows, --epoch-steps and --batch-sizes must be >= 1")
+        if min(args.window, args.rounds, args.batch_size) < 1:
+            raise UserError("--window, --rounds and --batch-size must be >= 1")
         precisions = list(dict.fromkeys(infogan.training_precision(p) for p in args.precisions))
-        x_train = tf.constant(load_mnist(args.data or None)[0])
-        config = infogan.Config()
-        rows = [
-            benchmark_batch_size(b, p, x_train, args, config)
-            for p in precisions
-            for b in args.batch_sizes
-        ]
-        # Measured after the training steps: run before them, the big matmul chain slowed the
-        # tf.data epoch loop that follows (to 256 ms a step from 170 in a probe, bf16).
-        # float32 always: the utilization target is stated against the fp32 matmul rate.
+        x_train = tf.constant(load_dataset(args.dataset, args.data or None)[0])
+        if args.window * args.batch_size > int(x_train.shape[0]):
+            raise UserError("--window steps of --batch-size must fit in one epoch of the data")
+        rows = [benchmark_precision(precision, x_train, args) for precision in precisions]
+        # Measured after the training: run before it, the big matmul chain slowed the tf.data
+        # loop that followed (256 against 170 ms a step in a probe, bf16).
         ceilings = {
             p: matmul_gflops(dtype=COMPUTE_DTYPE[p])
             for p in dict.fromkeys(["float32", *precisions])
@@ -208,36 +210,45 @@ def main(argv=None):
     except UserError as error:
         sys.exit(f"error: {error}")
     for row in rows:
-        row["utilization"] = row["achieved_gflops"] / ceilings[row["precision"]]
-        row["utilization_of_fp32_ceiling"] = row["achieved_gflops"] / ceilings["float32"]
+        for kind in ("step", "loop"):
+            achieved = row[f"achieved_gflops_{kind}"]
+            row[f"utilization_{kind}"] = achieved / ceilings[row["precision"]]
+            row[f"utilization_{kind}_of_fp32_ceiling"] = achieved / ceilings["float32"]
     report = {
         "machine": machine_description(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "matmul_gflops": ceilings,
         "peak_rss_mb": peak_rss_mb(),
         "results": rows,
-        "command": "python benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    with atomic_path(args.out) as temporary, open(temporary, "w") as handle:
-        json.dump(report, handle, indent=2)
-
-    print(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
-          f"GPUs: {report['machine']['gpus'] or 'none'}")  # fmt: skip
-    for precision, ceiling in ceilings.items():
-        print(f"{precision} matmul ceiling: {ceiling:.0f} GFLOP/s")
-    print(f"peak RSS of this process: {report['peak_rss_mb']:.0f} MB")
-    print(
-        "precision       batch  step_ms  img/s(step)  img/s(epoch loop)  GFLOP/step  GFLOP/s"
-        "  utilization  of fp32 ceiling"
-    )
-    for r in rows:
-        print(
-            f"{r['precision']:14s}  "
-            f"{r['batch_size']:5d}  {r['step_ms']:7.1f}  {r['images_per_second']:11.0f}  "
-            f"{r['epoch_loop_images_per_second']:17.0f}  {r['gflop_per_step']:10.2f}  "
-            f"{r['achieved_gflops']:7.0f}  {r['utilization']:11.0%}  "
-            f"{r['utilization_of_fp32_ceiling']:15.0%}"
-        )
+    write_json(report, args.out)
+    print(markdown(report))
     print(f"wrote {args.out}")
+
+
+def markdown(report):
+    machine = report["machine"]
+    lines = [
+        f"{machine['cpu']}, {machine['cores']} cores, GPUs: {machine['gpus'] or 'none'}, "
+        f"TensorFlow {machine['tensorflow']}; matmul ceilings (GFLOP/s): "
+        + ", ".join(f"{p} {v:.0f}" for p, v in report["matmul_gflops"].items()),
+        "",
+        "| precision | step ms (min-max) | loop ms (min-max) | loop / step | img/s step | "
+        "img/s loop | GFLOP/step | utilization loop (of fp32) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        step, loop = r["step"], r["loop"]
+        lines.append(
+            f"| {r['precision']} | {step['ms_median']:.1f} ({step['ms_min']:.1f}-"
+            f"{step['ms_max']:.1f}) | {loop['ms_median']:.1f} ({loop['ms_min']:.1f}-"
+            f"{loop['ms_max']:.1f}) | {r['loop_over_step']:.3f} | {step['images_per_second']:.0f}"
+            f" | {loop['images_per_second']:.0f} | {r['gflop_per_step']:.2f} | "
+            f"{r['utilization_loop']:.0%} ({r['utilization_loop_of_fp32_ceiling']:.0%}) |"
+        )
+    lines.append(f"\npeak memory of this process: {report['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

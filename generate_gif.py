@@ -1,14 +1,17 @@
 """Assemble the per-epoch sample grids into the training GIF.
 
-    python generate_gif.py
-    python generate_gif.py --figures runs/seed_1/figures --out runs/seed_1/train.gif --duration 0.4
+    python generate_gif.py                                # figures/ -> gif/train_result.gif
+    python generate_gif.py --figures runs/mnist_seed0/figures   # -> runs/mnist_seed0/gif/
+    python generate_gif.py --figures runs/mnist_seed0/figures --out train.gif --duration 0.4
 
 Reads <figures>/image_generated_epoch_<N>.png in order of the epoch NUMBER (2 before 10), stamps
-"epoch N" on each frame, holds the last frame longer, and writes gif/train_result.gif.
+"epoch N" on each frame, holds the last frame longer, and writes <run>/gif/train_result.gif
+(the run being the folder that holds figures/). Needs no TensorFlow.
 """
 
 import argparse
 import glob
+import math
 import os
 import re
 import sys
@@ -69,13 +72,20 @@ def main(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--figures", default="figures", help="folder of the per-epoch grids")
-    parser.add_argument("--out", default=os.path.join("gif", "train_result.gif"), help="GIF path")
+    parser.add_argument("--out", default="", help="GIF path (default: <run>/gif/train_result.gif)")
     parser.add_argument("--duration", type=float, default=0.5, help="seconds per frame")
     parser.add_argument("--last-hold", type=float, default=4.0, help="last frame: x duration")
     args = parser.parse_args(argv)
     try:
-        if args.duration <= 0 or args.last_hold <= 0:
-            raise UserError("--duration and --last-hold must be > 0")
+        if not all(math.isfinite(v) and v > 0 for v in (args.duration, args.last_hold)):
+            raise UserError(
+                f"--duration and --last-hold must be numbers > 0, got {args.duration}, "
+                f"{args.last_hold}"
+            )
+        run = os.path.dirname(os.path.abspath(args.figures))
+        args.out = args.out or os.path.join(run, "gif", "train_result.gif")
+        if os.path.isdir(args.out):
+            raise UserError(f"--out {args.out} is a folder; give the GIF's file name")
         epochs = make_gif(args.figures, args.out, args.duration, args.last_hold)
         print(f"wrote {args.out}: epochs {epochs[0]}..{epochs[-1]}, {len(epochs)} frames")
     except UserError as error:

@@ -1,8 +1,9 @@
 """Render the c1 / c2 latent sweeps of a saved InfoGAN generator (the paper's Figure 2).
 
-    python generate_sample_latent.py
-    python generate_sample_latent.py --model runs/seed_1/model/infogan_model_generator.keras \
-        --out runs/seed_1/figures --columns 9 --low -2 --high 2 --seed 3
+    python generate_sample_latent.py                          # the committed model/
+    python generate_sample_latent.py --model runs/mnist_seed0  # a run folder, into its figures/
+    python generate_sample_latent.py --model path/to/infogan_model_generator.keras \
+        --out sweeps --columns 9 --low -2 --high 2 --seed 3
 
 Writes <out>/generated_vary_c1.png and <out>/generated_vary_c2.png: row = categorical value 0..9,
 column = one continuous code swept from --low to --high (the paper sweeps -2..2, past the training
@@ -10,37 +11,23 @@ range -1..1), the other code at 0, the noise fixed along each row.
 """
 
 import argparse
+import math
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np
 
-from model import CATEGORICAL_DIM, CONTINUOUS_DIM, IMAGE_SHAPE, LATENT_DIM
 from utils import (
-    GENERATOR_FILE,
+    CATEGORICAL_DIM,
+    CONTINUOUS_DIM,
+    RunPaths,
     UserError,
-    atomic_path,
     image_grid,
     latent_sweep,
-    load_keras_model,
+    load_generator,
+    run_folder,
+    save_figure,
 )
-
-DEFAULT_MODEL = os.path.join("model", GENERATOR_FILE)
-
-
-def load_generator(path):
-    """Load a saved generator, checking that it maps (B, 74) latents to (B, 28, 28, 1) images."""
-    generator = load_keras_model(path, "generator")
-    if tuple(generator.input_shape[1:]) != (LATENT_DIM,) or tuple(
-        generator.output_shape[1:]
-    ) != tuple(IMAGE_SHAPE):
-        raise UserError(
-            f"{path}: model maps {generator.input_shape} -> {generator.output_shape}, "
-            f"expected an InfoGAN generator (None, {LATENT_DIM}) -> (None, 28, 28, 1)"
-        )
-    return generator
 
 
 def render_sweep(generator, code_index, values, seed, path):
@@ -64,24 +51,25 @@ def render_sweep(generator, code_index, values, seed, path):
     axis.tick_params(length=0, labelsize=8)
     axis.set_title(f"varying c{code_index + 1}, noise fixed along each row", fontsize=9)
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="saved generator (.keras)")
-    parser.add_argument("--out", default="figures", help="output folder")
+    parser.add_argument("--model", default="model", help="generator: .keras file, run or model/")
+    parser.add_argument("--out", default="", help="output folder (default: the run's figures/)")
     parser.add_argument("--columns", type=int, default=10, help="values of the swept code")
     parser.add_argument("--low", type=float, default=-2.0, help="first value of the sweep")
     parser.add_argument("--high", type=float, default=2.0, help="last value of the sweep")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fixed noise")
     args = parser.parse_args(argv)
-    if args.columns < 2:
-        raise UserError(f"--columns must be >= 2, got {args.columns}")
+    args.out = args.out or RunPaths(run_folder(args.model)).figures
+    if not 2 <= args.columns <= 50:
+        raise UserError(f"--columns must be in 2..50, got {args.columns}")
+    if not (math.isfinite(args.low) and math.isfinite(args.high)):
+        raise UserError(f"--low and --high must be finite numbers, got {args.low}, {args.high}")
     if not args.low < args.high:
         raise UserError(f"--low ({args.low}) must be below --high ({args.high})")
     return args

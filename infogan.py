@@ -1,266 +1,364 @@
-"""Train InfoGAN on MNIST.
+"""Train InfoGAN on MNIST (or Fashion-MNIST, or your own 28x28 grayscale data set).
 
-    python infogan.py                          # published defaults, resumes if interrupted
-    python infogan.py --data ~/mnist.npz       # offline: a local Keras-layout mnist.npz
-    python infogan.py --epochs 3 --out runs/try  # a scratch run in its own folder
-    python infogan.py --fresh                  # discard the checkpoints and start over
+    python infogan.py                              # our recipe, seed 0, into runs/mnist_seed0
+    python infogan.py --preset paper               # the paper's loss and schedule
+    python infogan.py --data ~/mnist.npz           # offline: a Keras-layout .npz
+    python infogan.py --dataset fashion_mnist      # Fashion-MNIST (see README for its files)
+    python infogan.py --epochs 3 --out runs/try    # a scratch run in its own folder
+    python infogan.py --strategy mirrored          # all local GPUs (tf.distribute)
 
-Writes (under --out, default the repo root): figures/image_generated_epoch_<N>.png,
-figures/network_losses.png, figures/losses_per_step.csv, figures/losses_per_epoch.csv,
-model/infogan_model_generator.keras, model/infogan_model_discriminator.keras (body + D + Q heads),
-model/config.json, and checkpoints/ for resuming.
+A run folder (--out) holds figures/ (a sample grid per epoch, loss CSVs and figure), model/
+(the generator and the discriminator with its D and Q heads, as .keras files, and config.json),
+logs/ (TensorBoard events) and checkpoints/. Rerunning the same command resumes after the last
+completed epoch; --fresh starts over.
 """
 
 import argparse
-import contextlib
 import dataclasses
 import gc
 import glob
 import json
 import math
 import os
+import re
+import shutil
+import signal
 import sys
+import tempfile
 import time
-from unittest import mock
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+PRESETS = {
+    # Our best recipe: the paper's networks and optimiser with one addition, the augmented
+    # categorical loss (Q must also read the 10-way code from randomly moved fakes).
+    "ours": {},
+    # The paper's MNIST recipe as its official code runs it: no augmented loss, about 5,000
+    # updates of 128 (11 epochs).
+    "paper": {"lambda_cat_augmented": 0.0, "epochs": 11},
+}
+STRATEGIES = ("one", "mirrored", "multiworker")
+DATASETS = ("mnist", "fashion_mnist")
 
-import keras
-import numpy as np
-import pandas as pd
-import tensorflow as tf
-from keras.src.saving import saving_lib
 
-from model import build_discriminator, build_generator
-from utils import (
-    DISCRIMINATOR_FILE,
-    GENERATOR_FILE,
-    PRECISIONS,
-    UserError,
-    atomic_path,
-    category_grid_latent,
-    cluster_accuracy,
-    image_grid,
-    join_latent,
-    load_mnist,
-    peak_rss_mb,
-    predict_codes,
-    random_affine,
-    resolve_precision,
-    sample_latent,
-    save_png,
-)
-
-# Options that may change between an interrupted run and its resumption.
-RESUMABLE_OPTIONS = {"epochs", "fresh", "data", "out", "progress"}
-# Options added after runs existed, with the value that reproduces a run made before each (a
-# checkpoint's config.json lacks them). Not always the default: lambda_cat_augmented is 1 now.
-BEFORE_OPTION_EXISTED = {"precision": "float32", "noise_scale": 1.0, "lambda_cat_augmented": 0.0}
+def option(default, help, **argparse_options):
+    """A Config field whose metadata becomes its command-line flag."""
+    return dataclasses.field(default=default, metadata={"help": help, **argparse_options})
 
 
 @dataclasses.dataclass
 class Config:
-    epochs: int = 15  # passes over the 60k training images (468 steps each at batch 128)
-    batch_size: int = 128  # real images per step (and as many fakes)
-    g_lr: float = 1e-3  # Adam learning rate of G
-    d_lr: float = 2e-4  # Adam learning rate of the discriminator body, D head and Q head
-    beta1: float = 0.5  # Adam beta1 (both optimizers)
-    beta2: float = 0.999  # Adam beta2 (both optimizers)
-    lambda_cat: float = 1.0  # weight of the categorical info loss
-    lambda_cont: float = 1.0  # weight of the Gaussian info loss of c1, c2
-    lambda_cat_augmented: float = 1.0  # weight of the categorical info loss on moved fakes; 0: off
-    continuous_std: str = "fixed"  # "fixed": std 1 (official code); "learned": Q's log-std
-    noise_scale: float = 1.0  # G multiplies its noise input by this (model.ScaleNoise)
-    precision: str = "auto"  # float32, mixed_bfloat16, or auto: bf16 where the hardware has it
-    seed: int = 0  # weights, latents and data order
-    data: str = ""  # Keras-layout mnist.npz; empty: Keras cache, then download
-    out: str = "."  # run folder holding figures/, model/, checkpoints/
-    fresh: bool = False  # ignore and delete existing checkpoints of this run folder
-    keep_checkpoints: int = 3  # how many epoch checkpoints to keep
-    grid_columns: int = 10  # noise draws per row of the per-epoch grid
-    progress: bool = True  # per-step progress bar when stdout is a terminal
+    preset: str = option("ours", "recipe the other defaults come from", choices=tuple(PRESETS))
+    dataset: str = option("mnist", "data set", choices=DATASETS)
+    data: str = option("", "a Keras-layout .npz or a folder of the four IDX .gz files; empty: "
+                       "the data set's offline copy, else a download")  # fmt: skip
+    epochs: int = option(15, "passes over the training images (468 steps each at batch 128)")
+    batch_size: int = option(128, "real images per step over all devices (and as many fakes)")
+    g_lr: float = option(1e-3, "Adam learning rate of G")
+    d_lr: float = option(2e-4, "Adam learning rate of the discriminator body, D and Q heads")
+    beta1: float = option(0.5, "Adam beta1 (both optimizers)")
+    beta2: float = option(0.999, "Adam beta2 (both optimizers)")
+    lambda_cat: float = option(1.0, "weight of the categorical info loss")
+    lambda_cont: float = option(1.0, "weight of the Gaussian info loss of c1 and c2")
+    lambda_cat_augmented: float = option(
+        1.0, "weight of the categorical info loss on randomly moved fakes; 0: off (the paper)"
+    )
+    continuous_std: str = option(
+        "fixed", "std of Q's Gaussian: fixed at 1 (official code) or learned", choices=("fixed",
+                                                                                   "learned")
+    )  # fmt: skip
+    precision: str = option("auto", "auto: mixed_bfloat16 where the hardware has bf16 matmul",
+                            choices=("auto", "float32", "mixed_bfloat16"))  # fmt: skip
+    strategy: str = option("one", "one device; mirrored: all local GPUs; multiworker: the "
+                           "machines in TF_CONFIG", choices=STRATEGIES)  # fmt: skip
+    fused_adam: bool = option(True, "update with TF's fused Adam kernel (fused_adam.py)")
+    seed: int = option(0, "initial weights, latents and data order (0 .. 2^31-1)")
+    out: str = option("", "run folder; empty: runs/<dataset>_seed<seed>")
+    fresh: bool = option(False, "delete this run folder's checkpoints and start over")
+    keep_checkpoints: int = option(3, "how many epoch checkpoints to keep (about 160 MB each)")
+    grid_columns: int = option(10, "noise draws per row of the per-epoch sample grid")
+    progress: bool = option(True, "a progress line every tenth of an epoch")
+
+
+# Options that may change between an interrupted run and its resumption.
+RESUMABLE = {"epochs", "fresh", "data", "out", "progress", "strategy", "fused_adam", "preset"}
+# Options added after runs existed, with the value that reproduces a run made before each.
+BEFORE_OPTION_EXISTED = {"precision": "float32", "lambda_cat_augmented": 0.0, "dataset": "mnist"}
+REMOVED_OPTIONS = {"noise_scale": 1.0}  # an old run resumes only if it used this value
+
+
+class Stopped(Exception):
+    """Training stopped by a signal (SIGTERM), handled as Ctrl-C is."""
 
 
 def parse_config(argv=None):
+    """Config from the command line: flags from Config's fields, defaults from the preset."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    comments = _field_comments()
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
-        help_text = f"{comments.get(field.name, '')} (default: {field.default!r})"
-        if field.type is bool or field.type == "bool":
-            parser.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=field.default,
-                help=help_text,
-            )
+        metadata = dict(field.metadata)
+        metadata["help"] += " (default: %(default)s)"
+        if field.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **metadata)
         else:
-            kind = {"int": int, "float": float, "str": str}[
-                getattr(field.type, "__name__", field.type)
-            ]
-            parser.add_argument(flag, type=kind, default=field.default, help=help_text)
+            kind = {"int": int, "float": float, "str": str}[getattr(field.type, "__name__",
+                                                                    field.type)]  # fmt: skip
+            parser.add_argument(flag, type=kind, **metadata)
+    parser.set_defaults(**dataclasses.asdict(Config()))
+    preset = parser.parse_known_args(argv)[0].preset
+    parser.set_defaults(**PRESETS.get(preset, {}))
     config = Config(**vars(parser.parse_args(argv)))
+    if not config.out:
+        config.out = os.path.join("runs", f"{config.dataset}_seed{config.seed}")
     validate_config(config)
     return config
 
 
-def _field_comments():
-    """The trailing comment of each Config field, reused as its --help text."""
-    import inspect
-
-    comments = {}
-    for line in inspect.getsource(Config).splitlines():
-        name, _, rest = line.strip().partition(":")
-        if "#" in rest:
-            comments[name] = rest.split("#", 1)[1].strip()
-    return comments
-
-
 def validate_config(config):
-    positive = [
-        "epochs",
-        "batch_size",
-        "g_lr",
-        "d_lr",
-        "noise_scale",
-        "keep_checkpoints",
-        "grid_columns",
-    ]
-    for name in positive:
+    """One line for each option that cannot work, before anything is loaded or written."""
+    from utils import UserError
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    for name in ("g_lr", "d_lr", "beta1", "beta2", "lambda_cat", "lambda_cont",
+                 "lambda_cat_augmented"):  # fmt: skip
+        if not math.isfinite(getattr(config, name)):
+            raise UserError(f"{flag(name)} must be a finite number, got {getattr(config, name)}")
+    for name in ("epochs", "batch_size", "g_lr", "d_lr", "keep_checkpoints", "grid_columns"):
         if not getattr(config, name) > 0:
-            raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
+            raise UserError(f"{flag(name)} must be > 0, got {getattr(config, name)}")
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
-            raise UserError(f"--{name} must be in [0, 1), got {getattr(config, name)}")
+            raise UserError(f"{flag(name)} must be in [0, 1), got {getattr(config, name)}")
     for name in ("lambda_cat", "lambda_cont", "lambda_cat_augmented"):
         if getattr(config, name) < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
-    if config.precision not in PRECISIONS:
-        raise UserError(
-            f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}"
-        )
-    if config.continuous_std not in ("learned", "fixed"):
-        raise UserError(
-            f"--continuous-std must be 'learned' or 'fixed', got {config.continuous_std!r}"
-        )
+            raise UserError(f"{flag(name)} must be >= 0, got {getattr(config, name)}")
+    if not 0 <= config.seed < 2**31:
+        raise UserError(f"--seed must be in 0 .. 2^31-1, got {config.seed}")
+    if config.grid_columns > 100:
+        raise UserError(f"--grid-columns must be at most 100, got {config.grid_columns}")
+
+
+# Parse before the heavy imports, so that --help and a bad option answer at once.
+if __name__ == "__main__":
+    from utils import UserError
+
+    try:
+        CONFIG = parse_config()
+    except UserError as error:
+        sys.exit(f"error: {error}")
+
+from utils import import_tensorflow  # noqa: E402
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow_probability as tfp  # noqa: E402
+
+import fused_adam  # noqa: E402
+from evaluate import cluster_accuracy, predict_codes  # noqa: E402
+from model import build_discriminator, build_generator  # noqa: E402
+from utils import (  # noqa: E402
+    RunLock,
+    RunPaths,
+    UserError,
+    affine_transforms,
+    apply_affine,
+    category_grid_latent,
+    check_free_space,
+    ensure_writable,
+    first_line,
+    image_grid,
+    join_latent,
+    load_dataset,
+    peak_rss_mb,
+    read_json,
+    remove_temporaries,
+    resolve_precision,
+    sample_latent,
+    save_figure,
+    save_model,
+    save_png,
+    step_seeds,
+    train_dataset,
+    write_csv,
+    write_json,
+)
+
+tfd = tfp.distributions
 
 
 # -------------------------------------------------------------------------------------- losses
 
 
-def discriminator_gan_loss(real_logit, fake_logit):
-    """-log D(x) - log(1 - D(G(z))), from logits."""
-    bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    return bce(tf.ones_like(real_logit), real_logit) + bce(tf.zeros_like(fake_logit), fake_logit)
-
-
-def generator_gan_loss(fake_logit):
-    """Non-saturating: -log D(G(z)), from logits."""
-    return keras.losses.BinaryCrossentropy(from_logits=True)(tf.ones_like(fake_logit), fake_logit)
-
-
-def categorical_nll_of(categorical_code, categorical_logits):
-    """Cross-entropy of Q's logits (B, 10) against the one-hot code (B, 10), batch mean."""
-    return tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.argmax(categorical_code, axis=-1), logits=categorical_logits
-        )
+def gan_losses(real_logit, fake_logit):
+    """Per example: D's loss -log D(x) - log(1 - D(G(z))) and G's non-saturating -log D(G(z)),
+    from logits (B, 1) -> (B,)."""
+    real, fake = real_logit[:, 0], fake_logit[:, 0]
+    bce = tf.nn.sigmoid_cross_entropy_with_logits
+    d_gan = bce(labels=tf.ones_like(real), logits=real) + bce(
+        labels=tf.zeros_like(fake), logits=fake
     )
+    return d_gan, bce(labels=tf.ones_like(fake), logits=fake)
 
 
-def normal_log_prob(x, mean, scale):
-    """log N(x; mean, scale^2), elementwise, computed as TFP's Normal.log_prob computes it (the
-    tests compare the two); the training process does not import TFP, which loads tf_keras."""
-    log_unnormalized = -0.5 * tf.math.squared_difference(x / scale, mean / scale)
-    return log_unnormalized - (0.5 * math.log(2.0 * math.pi) + tf.math.log(scale))
-
-
-def info_loss(categorical_code, continuous_codes, categorical_logits, mean, log_std, config):
-    """L_I = lambda_cat * CE(c_cat, Q) + lambda_cont * Gaussian NLL(c1, c2 | Q), batch means.
-
-    Returns (total, categorical_nll, continuous_nll). The continuous NLL sums over c1 and c2,
-    each with its own mean and std.
-    """
-    categorical_nll = categorical_nll_of(categorical_code, categorical_logits)
+def info_nll(categorical_code, continuous_codes, categorical_logits, mean, log_std, config):
+    """The two halves of the info loss L_I, per example (B,): -log Q(c_cat | x) under Q's
+    categorical distribution, and -log Q(c1, c2 | x) under Q's Gaussian, one mean and one std
+    per code (the std 1 with --continuous-std fixed)."""
+    categorical_nll = -tfd.OneHotCategorical(logits=categorical_logits).log_prob(categorical_code)
     if config.continuous_std == "fixed":
-        log_std = tf.zeros_like(mean)
-    # A clip keeps exp(-2 log_std) finite while Q's first guesses are poor.
-    scale = tf.exp(tf.clip_by_value(log_std, -5.0, 2.0))
-    continuous_nll = -tf.reduce_mean(
-        tf.reduce_sum(normal_log_prob(continuous_codes, mean, scale), axis=-1)
-    )
-    total = config.lambda_cat * categorical_nll + config.lambda_cont * continuous_nll
-    return total, categorical_nll, continuous_nll
+        std = tf.ones_like(mean)
+    else:  # the clip keeps 1 / std^2 finite while Q's first guesses are poor
+        std = tf.exp(tf.clip_by_value(log_std, -5.0, 2.0))
+    continuous = tfd.Independent(tfd.Normal(loc=mean, scale=std), reinterpreted_batch_ndims=1)
+    return categorical_nll, -continuous.log_prob(continuous_codes)
 
 
 # ---------------------------------------------------------------------------------- train step
 
 
-def make_train_step(generator, discriminator, g_optimizer, d_optimizer, config, compile=True):
-    """One simultaneous update of G and of the discriminator (body, D head, Q head), as in the
-    official InfoGAN code: both gradients come from the same fakes.
+def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config):
+    """One simultaneous update of G and of the discriminator (body, D head, Q head) from the same
+    fakes, as in the official InfoGAN code. Returns replica_step(real_images, seed) -> dict of
+    this replica's share of each loss (summed over the replicas, the global batch means).
 
-    Returns train_step(real_images, seed) -> dict of losses; compile=False gives the same step
-    run eagerly (the tests compare the two). Not XLA-compiled: on CPU it was no faster, and its
-    gradients through the discriminator's later kernels differed from eager by 1-3% after one
-    step (weight updates racing the gradient reads)."""
+    Under tf.distribute each replica gets its slice of the global batch of real images; it
+    draws the latents (and motions) of the whole global batch from the step's seed and keeps
+    its own slice, so the replicas together compute exactly the one-device step."""
+    global_batch = config.batch_size
     g_variables = generator.trainable_variables
-    d_variables = [  # shared body + D head + Q head (less the log-std output when it is unused)
+    d_variables = [  # body + D head + Q head (less the log-std output when it is unused)
         v
         for v in discriminator.trainable_variables
         if config.continuous_std == "learned" or "continuous_log_std" not in v.path
     ]
 
-    def train_step(real_images, seed):
-        # real_images (B, 28, 28, 1) in [-1, 1]; seed (2,) int: a stateless seed for the latents.
-        batch_size = tf.shape(real_images)[0]
-        categorical_code, continuous_codes, noise = sample_latent(batch_size, seed)
+    def float32(outputs):  # under mixed_bfloat16 the networks compute in bf16
+        return [tf.cast(output, tf.float32) for output in outputs]
+
+    def replica_step(real_images, seed):
+        # real_images (b, 28, 28, 1) in [-1, 1]: this replica's b = global_batch / replicas.
+        b = tf.shape(real_images)[0]
+        mine = slice_of_replica(b)
+        categorical_code, continuous_codes, noise = (
+            part[mine] for part in sample_latent(global_batch, seed)
+        )  # (b, 10), (b, 2), (b, 62)
         with tf.GradientTape(persistent=True) as tape:
             fake_images = generator(
                 join_latent(categorical_code, continuous_codes, noise), training=True
             )
-            # Under mixed_bfloat16 the networks compute in bf16; the losses are taken in float32.
-            real_logit = tf.cast(discriminator(real_images, training=True)[0], tf.float32)
-            fake_logit, categorical_logits, mean, log_std = [
-                tf.cast(output, tf.float32) for output in discriminator(fake_images, training=True)
-            ]
-            d_gan = discriminator_gan_loss(real_logit, fake_logit)
-            g_gan = generator_gan_loss(fake_logit)
-            info, categorical_nll, continuous_nll = info_loss(
+            real_logit = float32(discriminator(real_images, training=True))[0]
+            fake_logit, categorical_logits, mean, log_std = float32(
+                discriminator(fake_images, training=True)
+            )
+            d_gan, g_gan = gan_losses(real_logit, fake_logit)
+            categorical_nll, continuous_nll = info_nll(
                 categorical_code, continuous_codes, categorical_logits, mean, log_std, config
             )
-            extra = {}
+            # L_I, per example: lambda_cat * H(c_cat | Q) + lambda_cont * H(c1, c2 | Q)
+            info = config.lambda_cat * categorical_nll + config.lambda_cont * continuous_nll
+            losses = {"categorical_nll": categorical_nll, "continuous_nll": continuous_nll}
             if config.lambda_cat_augmented:
                 # Q must also read the 10-way code from the fakes rotated, stretched and shifted
                 # (a third discriminator pass), so G cannot carry it in slant or width alone.
-                augmented_logits = tf.cast(
-                    discriminator(random_affine(fake_images, seed), training=True)[1], tf.float32
-                )
-                extra["augmented_categorical_nll"] = categorical_nll_of(
-                    categorical_code, augmented_logits
-                )
-                info += config.lambda_cat_augmented * extra["augmented_categorical_nll"]
+                motions = affine_transforms(global_batch, seed)[mine]
+                moved_logits = float32(
+                    discriminator(apply_affine(fake_images, motions), training=True)
+                )[1]
+                losses["augmented_categorical_nll"] = -tfd.OneHotCategorical(
+                    logits=moved_logits
+                ).log_prob(categorical_code)
+                info += config.lambda_cat_augmented * losses["augmented_categorical_nll"]
             # Who learns from what: d_loss updates the shared body, D head and Q head, so the info
             # loss trains Q AND the body it shares with D; g_loss updates G only, so G learns to
             # fool D and to make its codes readable by Q.
-            d_loss = d_gan + info
-            g_loss = g_gan + info
-        d_gradients = tape.gradient(d_loss, d_variables)
-        g_gradients = tape.gradient(g_loss, g_variables)
+            losses.update(d_loss=d_gan + info, g_loss=g_gan + info, info_loss=info)
+            losses = {
+                name: tf.nn.compute_average_loss(value, global_batch_size=global_batch)
+                for name, value in losses.items()
+            }
+        d_gradients = tape.gradient(losses["d_loss"], d_variables)
+        g_gradients = tape.gradient(losses["g_loss"], g_variables)
+        # Under a strategy the optimizers sum the replicas' gradients before they apply them.
         d_optimizer.apply_gradients(zip(d_gradients, d_variables, strict=True))
         g_optimizer.apply_gradients(zip(g_gradients, g_variables, strict=True))
-        return {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "info_loss": info,
-            "categorical_nll": categorical_nll,
-            "continuous_nll": continuous_nll,
-            **extra,
-        }
+        return losses
 
-    return tf.function(train_step, reduce_retracing=True) if compile else train_step
+    return replica_step
+
+
+def slice_of_replica(per_replica):
+    """The slice of a global batch that this replica holds (the whole batch on one device)."""
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    start = tf.cast(replica, tf.int32) * per_replica
+    return slice(start, start + per_replica)
+
+
+def loss_names(config):
+    names = ["d_loss", "g_loss", "info_loss", "categorical_nll", "continuous_nll"]
+    return names + ["augmented_categorical_nll"] * bool(config.lambda_cat_augmented)
+
+
+def make_train_steps(replica_step, strategy, names):
+    """train_steps(iterator, seeds, count) -> {name: (count,) float32}: `count` steps in a call,
+    each on the iterator's next batch with its own stateless seed (seeds (K, 2); rows past
+    `count` unused, so one trace serves every call). The steps run back to back, with no host
+    round trip between them; the losses come back once per call."""
+
+    @tf.function
+    def train_steps(iterator, seeds, count):
+        history = {name: tf.TensorArray(tf.float32, size=count) for name in names}
+        for index in tf.range(count):
+            per_replica = strategy.run(replica_step, args=(next(iterator), seeds[index]))
+            history = {
+                name: history[name].write(
+                    index, strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
+                )
+                for name in names
+            }
+        return {name: array.stack() for name, array in history.items()}
+
+    return train_steps
+
+
+# ---------------------------------------------------------------------------- devices, models
+
+
+def make_strategy(name):
+    """The tf.distribute strategy of --strategy; "one" is TF's default (one device)."""
+    if name == "one":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    try:
+        cluster = json.loads(os.environ["TF_CONFIG"])
+        cluster["cluster"]["worker"], cluster["task"]["type"], cluster["task"]["index"]
+    except KeyError as error:
+        raise UserError(
+            f"--strategy multiworker needs TF_CONFIG with a cluster and this task ({error} is "
+            f"missing); see the README, 'Several machines'"
+        ) from None
+    except (ValueError, TypeError) as error:
+        raise UserError(f"TF_CONFIG is not valid JSON ({first_line(error)})") from None
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: always on one machine; among several, the
+    chief task, or worker 0 when the cluster names no chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and ("chief" not in resolver.cluster_spec().as_dict())
+    )
 
 
 def training_precision(requested):
@@ -272,136 +370,371 @@ def training_precision(requested):
     return resolve_precision(requested, capabilities)
 
 
-def build_models(precision, noise_scale=1.0):
+def build_models(precision, synchronized_bn=False):
     """G and the discriminator with their layers computing in `precision` (a Keras dtype policy).
     The variables are float32 under every policy, so weights move freely between precisions."""
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return build_generator(noise_scale=noise_scale), build_discriminator()
+        return (
+            build_generator(synchronized_bn=synchronized_bn),
+            build_discriminator(synchronized_bn=synchronized_bn),
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
 
-@contextlib.contextmanager
-def computing_in(precision, *models):
-    """Inside the block every layer of `models` computes in `precision`; afterwards, as before.
-
-    The per-epoch test readout, sample grid and saved models use float32 this way, reading the
-    training variables themselves (float32 under every policy), so numbers and files do not
-    depend on the training precision. A float32 copy of both networks would hold another 53 MB
-    for the whole run. The compiled train step is unaffected: it was traced before, and its
-    inputs do not change."""
-    layers = [layer for model in models for layer in (model, *model.layers)]
-    policies = [layer.dtype_policy for layer in layers]
-    try:
-        for layer in layers:
-            layer.dtype_policy = precision
-        yield
-    finally:
-        for layer, policy in zip(layers, policies, strict=True):
-            layer.dtype_policy = policy
-
-
-class FusedAdam(keras.optimizers.Adam):
-    """Keras's Adam, each variable updated by TensorFlow's fused ResourceApplyAdam kernel.
-
-    The same update rule, hyperparameters, slots and checkpoints as keras.optimizers.Adam (tests
-    compare the two, and restore one's checkpoint into the other). Keras 3 writes the update as
-    about a dozen elementwise ops, each a pass through memory over the weights or their moments;
-    for our 13.3 M weights on a 2-core CPU that took 37-40 ms, the fused kernel 11 ms, and the bf16
-    training step went from 215-236 to 185-190 ms."""
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or not isinstance(variable, tf.Variable):
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        local_step = tf.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle,
-            m=self._momentums[index].value.handle,
-            v=self._velocities[index].value.handle,
-            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), local_step),
-            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), local_step),
-            lr=tf.cast(learning_rate, dtype),
-            beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype),
-            epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(gradient, dtype),
-        )
-
-
-def make_optimizers(generator, discriminator, config):
-    g_optimizer = FusedAdam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2)
-    d_optimizer = FusedAdam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2)
-    # Built now so that a checkpoint restores their slots instead of deferring.
+def make_optimizers(generator, discriminator, config, replicas=1):
+    make = fused_adam.make_adam
+    g_optimizer = make(config.g_lr, config.beta1, config.beta2, config.fused_adam, replicas)
+    d_optimizer = make(config.d_lr, config.beta1, config.beta2, config.fused_adam, replicas)
+    # Built now: a checkpoint then restores their slots at once, and under MirroredStrategy an
+    # optimizer built lazily in the first step fails (keras-team/keras issue 23085).
     g_optimizer.build(generator.trainable_variables)
     d_optimizer.build(discriminator.trainable_variables)
     return g_optimizer, d_optimizer
 
 
-# ---------------------------------------------------------------------------------------- data
+class Training:
+    """Everything one run trains and checkpoints, built under the strategy's scope."""
+
+    def __init__(self, config, strategy, precision):
+        self.strategy, self.precision = strategy, precision
+        replicas = strategy.num_replicas_in_sync
+        with strategy.scope():
+            self.generator, self.discriminator = build_models(precision, replicas > 1)
+            self.g_optimizer, self.d_optimizer = make_optimizers(
+                self.generator, self.discriminator, config, replicas
+            )
+            self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")  # completed epochs
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator,
+            discriminator=self.discriminator,
+            g_optimizer=self.g_optimizer,
+            d_optimizer=self.d_optimizer,
+            epoch=self.epoch,
+        )
+        replica_step = make_replica_step(
+            self.generator, self.discriminator, self.g_optimizer, self.d_optimizer, config
+        )
+        self.train_steps = make_train_steps(replica_step, strategy, loss_names(config))
+        # The saved models, the per-epoch readout and grid compute in float32 whatever the
+        # training precision and device count, so files and numbers do not depend on them.
+        if precision == "float32" and replicas == 1:
+            self.exports = (self.generator, self.discriminator)
+        else:
+            self.exports = build_models("float32")
+
+    def sync_exports(self):
+        for export, trained in zip(self.exports, (self.generator, self.discriminator), strict=True):
+            if export is not trained:
+                for target, source in zip(export.weights, trained.weights, strict=True):
+                    target.assign(source.value)
+
+    def checkpoint_bytes(self):
+        variables = self.checkpoint_variables()
+        return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+    def checkpoint_variables(self):
+        models = (self.generator, self.discriminator)
+        optimizers = (self.g_optimizer, self.d_optimizer)
+        return [v for m in models for v in m.weights] + [v for o in optimizers for v in o.variables]
 
 
-def epoch_dataset(x_train, batch_size, seed, epoch):
-    """Batches (B, 28, 28, 1) float32 in [-1, 1] of one epoch. The order depends only on
-    (seed, epoch), so a resumed run sees exactly the batches an uninterrupted one would."""
-    order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
+def dataset_iterator(strategy, x_train, config, epoch):
+    """An iterator over one epoch's batches, split over the strategy's replicas."""
+    if strategy.num_replicas_in_sync == 1:
+        return iter(train_dataset(x_train, config.batch_size, config.seed, epoch))
 
-    def gather(indices):
-        return tf.cast(tf.gather(x_train, indices), tf.float32)[..., None] / 127.5 - 1.0
+    def per_pipeline(context):
+        return train_dataset(
+            x_train,
+            config.batch_size,
+            config.seed,
+            epoch,
+            pipelines=context.num_input_pipelines,
+            pipeline=context.input_pipeline_id,
+            replicas=strategy.num_replicas_in_sync // context.num_input_pipelines,
+        )
 
-    return (
-        tf.data.Dataset.from_tensor_slices(order)
-        .batch(batch_size, drop_remainder=True)
-        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
+    return iter(strategy.distribute_datasets_from_function(per_pipeline))
+
+
+# --------------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_numbers(folder):
+    """Epochs of the complete checkpoints in `folder` (an index file and its data), newest first."""
+    numbers = []
+    for path in glob.glob(os.path.join(folder, "ckpt-*.index")):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(path))
+        if match and glob.glob(os.path.join(folder, f"ckpt-{match.group(1)}.data-*")):
+            numbers.append(int(match.group(1)))
+    return sorted(numbers, reverse=True)
+
+
+def write_checkpoint(checkpoint, folder, number, keep):
+    """ckpt-<number>, written in a temporary folder and moved in data first and index last, so
+    no crash leaves a half-written checkpoint under a real name; then the older ones beyond the
+    newest `keep` are removed (index first, so a half-removed one is never taken for whole)."""
+    partial = os.path.join(folder, f".partial-{number}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        checkpoint.write(os.path.join(partial, f"ckpt-{number}"))
+        for name in sorted(os.listdir(partial), key=lambda name: name.endswith(".index")):
+            os.replace(os.path.join(partial, name), os.path.join(folder, name))
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    for old in checkpoint_numbers(folder)[keep:]:
+        os.remove(os.path.join(folder, f"ckpt-{old}.index"))
+        for path in glob.glob(os.path.join(folder, f"ckpt-{old}.data-*")):
+            os.remove(path)
+
+
+def restore_newest(checkpoint, folder):
+    """Restore the newest checkpoint that reads back whole, saying so in one line when a newer
+    one is damaged; returns its epoch. None restoring is a UserError, never a silent restart."""
+    failures = []
+    for number in checkpoint_numbers(folder):
+        prefix = os.path.join(folder, f"ckpt-{number}")
+        try:
+            checkpoint.read(prefix).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as error:
+            failures.append(f"{prefix} cannot be read ({first_line(error)})")
+            continue
+        if failures:
+            print(f"warning: {failures[0]}; resuming from {prefix} instead", flush=True)
+        return number
+    raise UserError(
+        f"{failures[0]}, and no older checkpoint in {folder} restores either; move the damaged "
+        f"files away or pass --fresh to start over"
     )
 
 
-# --------------------------------------------------------------------------------------- files
+def stray_checkpoint_files(folder):
+    """Checkpoint files that belong to no complete checkpoint."""
+    complete = {f"ckpt-{n}" for n in checkpoint_numbers(folder)}
+    return [
+        path
+        for path in glob.glob(os.path.join(folder, "ckpt-*"))
+        if os.path.basename(path).split(".")[0] not in complete
+    ]
 
 
-class Run:
-    """Paths of one run folder."""
-
-    def __init__(self, out):
-        self.figures = os.path.join(out, "figures")
-        self.model = os.path.join(out, "model")
-        self.checkpoints = os.path.join(out, "checkpoints")
-        self.generator = os.path.join(self.model, GENERATOR_FILE)
-        self.discriminator = os.path.join(self.model, DISCRIMINATOR_FILE)
-        self.config = os.path.join(self.model, "config.json")
-        self.checkpoint_config = os.path.join(self.checkpoints, "config.json")
-        self.step_csv = os.path.join(self.figures, "losses_per_step.csv")
-        self.epoch_csv = os.path.join(self.figures, "losses_per_epoch.csv")
-        self.loss_figure = os.path.join(self.figures, "network_losses.png")
-
-    def epoch_grid(self, epoch):
-        return os.path.join(self.figures, f"image_generated_epoch_{epoch}.png")
+# ---------------------------------------------------------------------------- start or resume
 
 
-def save_model(model, path):
-    """model.save, with the weights written through a temporary file beside `path`. By default
-    Keras builds the HDF5 weights file in memory and then copies it into the .keras zip: saving
-    the discriminator peaked 77 MB above the process's resident memory, 51 MB this way (one-off
-    probe). Keras takes this route itself when it judges memory short (keras 3.15 saving_lib)."""
-    with atomic_path(path) as temporary:
-        if hasattr(saving_lib, "is_memory_sufficient"):
-            with mock.patch.object(saving_lib, "is_memory_sufficient", return_value=False):
-                model.save(temporary)
-        else:  # another Keras: its own way
-            model.save(temporary)
+def run_options(config):
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE}
 
 
-def write_json(data, path):
-    with atomic_path(path) as temporary, open(temporary, "w") as handle:
-        json.dump(data, handle, indent=2)
+def start_or_resume(config, paths, training, chief):
+    """Restore the newest good checkpoint unless --fresh; return (completed epochs, the step and
+    epoch loss history up to them). --fresh is the only thing that deletes checkpoints."""
+    numbers = checkpoint_numbers(paths.checkpoints)
+    strays = stray_checkpoint_files(paths.checkpoints)
+    if config.fresh or not numbers:
+        if strays and not config.fresh:
+            raise UserError(
+                f"{paths.checkpoints} holds checkpoint files but no complete checkpoint "
+                f"({os.path.basename(strays[0])}, ...); pass --fresh to start over"
+            )
+        if chief:
+            clear_run_outputs(paths, config.fresh)
+            write_json(run_options(config), paths.checkpoint_config)
+            write_json(resolved_config(config, training), paths.config)
+        return 0, pd.DataFrame(), pd.DataFrame()
+
+    previous = read_json(paths.checkpoint_config, "run options")
+    if not isinstance(previous, dict):
+        raise UserError(f"{paths.checkpoint_config}: the run options file is damaged")
+    for name, value in REMOVED_OPTIONS.items():
+        if previous.get(name, value) != value:
+            raise UserError(
+                f"{paths.checkpoints} holds a run made with {name}={previous[name]!r}, an option "
+                f"this version no longer has; train it with the version that made it, or --fresh"
+            )
+    saved = run_options(config)
+    defaults = {**dataclasses.asdict(Config()), **BEFORE_OPTION_EXISTED}
+    previous = {k: previous.get(k, defaults[k]) for k in saved}
+    changed = [f"{k} was {previous[k]!r}, now {v!r}" for k, v in saved.items() if previous[k] != v]
+    if changed:
+        raise UserError(
+            f"{paths.checkpoints} holds a run with other options ({', '.join(changed)}); pass "
+            f"the same options to resume it, or --fresh to start over"
+        )
+    done = restore_newest(training.checkpoint, paths.checkpoints)
+    if done >= config.epochs:
+        return done, None, None
+    print(f"resuming {paths.out} after epoch {done}", flush=True)
+    if chief:
+        write_json(resolved_config(config, training), paths.config)
+    return done, *loss_history(paths, done)
 
 
-def write_csv(frame, path):
-    with atomic_path(path) as temporary:
-        frame.to_csv(temporary, index=False)
+def loss_history(paths, done):
+    """The CSV rows of the epochs up to `done` (rows of an epoch that wrote its files but not
+    its checkpoint are trained again); one warning line when a CSV lacks some of them."""
+    frames = []
+    for path in (paths.step_csv, paths.epoch_csv):
+        try:
+            frame = pd.read_csv(path)
+            frame = frame[frame["epoch"] <= done]
+        except (OSError, ValueError, KeyError, pd.errors.ParserError):
+            frame = pd.DataFrame()
+        missing = sorted(set(range(1, done + 1)) - set(frame.get("epoch", [])))
+        if missing:
+            print(
+                f"warning: {path} lacks epochs {missing[0]}..{missing[-1]} (deleted or damaged); "
+                f"it will hold the epochs trained from now on",
+                flush=True,
+            )
+        frames.append(frame)
+    return frames
+
+
+def clear_run_outputs(paths, fresh):
+    """A new run in an old folder: remove the old run's checkpoints (with --fresh), epoch grids,
+    CSVs and TensorBoard events, which would otherwise mix with the new run's."""
+    old = glob.glob(paths.epoch_grid("*")) + [p for p in (paths.step_csv, paths.epoch_csv)
+                                              if os.path.exists(p)]  # fmt: skip
+    old += glob.glob(os.path.join(paths.logs, "*"))
+    if fresh:
+        old += glob.glob(os.path.join(paths.checkpoints, "*"))
+    for path in old:
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    if old:
+        print(f"{paths.out}: removed {len(old)} files of an earlier run", flush=True)
+
+
+def resolved_config(config, training):
+    return {
+        **dataclasses.asdict(config),
+        "precision_used": training.precision,
+        "replicas": training.strategy.num_replicas_in_sync,
+        "tensorflow": tf.__version__,
+    }
+
+
+# --------------------------------------------------------------------------------- the epochs
+
+
+def train_epoch(training, x_train, config, epoch, clock, writer, max_steps=None):
+    """One epoch of steps (its first `max_steps` for the benchmark) in calls of a tenth of an
+    epoch; returns the per-step loss rows. A non-finite loss stops the run within the epoch,
+    before anything of it is saved."""
+    steps = int(x_train.shape[0]) // config.batch_size
+    chunk = math.ceil(steps / 10)
+    steps = min(steps, max_steps or steps)
+    seeds = np.zeros((math.ceil(steps / chunk) * chunk, 2), np.int32)
+    seeds[:steps] = step_seeds(config.seed, epoch, steps)
+    iterator = dataset_iterator(training.strategy, x_train, config, epoch)
+    rows = []
+    clock.start_epoch()
+    for start in range(0, steps, chunk):
+        count = min(chunk, steps - start)
+        losses = training.train_steps(
+            iterator, tf.constant(seeds[start : start + chunk]), tf.constant(count)
+        )
+        losses = {name: values.numpy() for name, values in losses.items()}
+        first_step = (epoch - 1) * steps + start + 1
+        for name, values in losses.items():
+            bad = np.flatnonzero(~np.isfinite(values))
+            if len(bad):
+                raise UserError(
+                    f"{name} became {values[bad[0]]} at epoch {epoch} step {start + bad[0] + 1}; "
+                    f"stopped. {kept_files(int(training.epoch))}; try lower learning rates or "
+                    f"another --seed"
+                )
+        with writer.as_default():
+            for index in range(count):
+                for name, values in losses.items():
+                    tf.summary.scalar(f"loss/{name}", values[index], step=first_step + index)
+        rows += [{"epoch": epoch, "step": first_step + index,
+                  **{name: float(values[index]) for name, values in losses.items()}}
+                 for index in range(count)]  # fmt: skip
+        clock.tick(count, epoch, start + count, steps, losses, config)
+    return rows
+
+
+def kept_files(done):
+    if done == 0:
+        return "No epoch had completed, so nothing was saved"
+    return f"The checkpoint and models of epoch {done} are kept"
+
+
+class Clock:
+    """Progress lines every tenth of an epoch: images/s and the time left, estimated from the
+    steps run so far in this process (the first call, which traces the step, left out)."""
+
+    def __init__(self, steps_to_go, batch_size):
+        self.steps_to_go, self.batch_size = steps_to_go, batch_size
+        self.started, self.counted_steps, self.counted_seconds = time.perf_counter(), 0, 0.0
+        self.first = True
+
+    def start_epoch(self):
+        self.started = time.perf_counter()
+
+    def tick(self, count, epoch, step, steps, losses, config):
+        now = time.perf_counter()
+        seconds, self.started = now - self.started, now
+        self.steps_to_go -= count
+        if self.first:  # includes tracing and warm-up
+            self.first = False
+        else:
+            self.counted_steps += count
+            self.counted_seconds += seconds
+        if not config.progress:
+            return
+        rate = self.counted_steps / self.counted_seconds if self.counted_steps else count / seconds
+        means = "  ".join(f"{name} {losses[name].mean():.3f}" for name in
+                          ("d_loss", "g_loss", "info_loss"))  # fmt: skip
+        print(
+            f"epoch {epoch}/{config.epochs} {100 * step / steps:3.0f}%  {means}  "
+            f"{rate * self.batch_size:.0f} img/s  epoch left {duration((steps - step) / rate)}"
+            f"  run left {duration(self.steps_to_go / rate)}",
+            flush=True,
+        )
+
+
+def duration(seconds):
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def end_of_epoch(training, paths, config, data, epoch, rows, history, writer, grid_latent):
+    """The chief's outputs of a finished epoch: Q's test accuracy, the sample grid, both models,
+    the loss CSVs and figure, TensorBoard; returns the updated history and the summary."""
+    x_test, y_test = data[2], data[3]
+    training.sync_exports()
+    generator, discriminator = training.exports
+    accuracy = float(cluster_accuracy(y_test, predict_codes(discriminator, x_test)[0])[0])
+    grid = image_grid(generator(grid_latent, training=False), 10, config.grid_columns)
+    save_png(grid, paths.epoch_grid(epoch), scale=2)
+    save_model(generator, paths.generator)
+    save_model(discriminator, paths.discriminator)
+
+    step_frame, epoch_frame = history
+    new_steps = pd.DataFrame(rows)
+    steps_per_epoch = len(new_steps)
+    new_steps["epoch_progress"] = new_steps["step"] / steps_per_epoch
+    step_frame = pd.concat([step_frame, new_steps], ignore_index=True)
+    summary = {
+        "epoch": epoch,
+        **new_steps[loss_names(config)].mean().to_dict(),
+        "test_accuracy": accuracy,
+    }
+    with writer.as_default():
+        tf.summary.scalar("test_accuracy", accuracy, step=epoch * steps_per_epoch)
+        tf.summary.image("samples", grid[None, :, :, None], step=epoch * steps_per_epoch)
+    writer.flush()
+    return step_frame, epoch_frame, summary
+
+
+def write_history(paths, step_frame, epoch_frame):
+    write_csv(step_frame, paths.step_csv)
+    write_csv(epoch_frame, paths.epoch_csv)
+    plot_losses(step_frame, epoch_frame, paths.loss_figure)
 
 
 def plot_losses(step_frame, epoch_frame, path):
@@ -410,7 +743,6 @@ def plot_losses(step_frame, epoch_frame, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # Plain matplotlib with seaborn's look: importing seaborn would add ~26 MB to the process.
     plt.style.use("seaborn-v0_8-whitegrid")
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
     window = max(1, min(50, len(step_frame) // 20))
@@ -418,197 +750,128 @@ def plot_losses(step_frame, epoch_frame, path):
     for name in smooth:
         loss_axis.plot(step_frame["epoch_progress"], smooth[name], linewidth=1, label=name)
     loss_axis.legend(title="loss")
-    loss_axis.set(
-        title=f"Training losses (rolling mean of {window} steps)",
-        xlabel="epoch",
-        ylabel="loss",
-    )
+    loss_axis.set(title=f"Training losses (rolling mean of {window} steps)", xlabel="epoch",
+                  ylabel="loss")  # fmt: skip
     accuracy_axis.plot(epoch_frame["epoch"], epoch_frame["test_accuracy"], marker="o")
-    accuracy_axis.set(
-        title="Q's categorical accuracy on the 10k test images (Hungarian)",
-        xlabel="epoch",
-        ylabel="accuracy",
-        ylim=(0, 1),
-    )
+    accuracy_axis.set(title="Q's categorical accuracy on the test images (Hungarian)",
+                      xlabel="epoch", ylabel="accuracy", ylim=(0, 1))  # fmt: skip
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
-    # A figure is a web of reference cycles that Python's collector reaches only late; without
-    # this the training process grew by about 6 MB per epoch.
-    gc.collect()
+    save_figure(figure, path)
+    gc.collect()  # a figure's reference cycles are freed late; without this ~6 MB per epoch
 
 
 # ---------------------------------------------------------------------------------------- main
 
 
 def train(config):
-    run = Run(config.out)
-    for folder in (run.figures, run.model, run.checkpoints):
-        os.makedirs(folder, exist_ok=True)
-    x_train, _, x_test, y_test = load_mnist(config.data or None)
-    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)  # first: it fixes the devices TF then uses
+    chief = is_chief(strategy)
+    # Only the chief writes the run folder; other workers checkpoint into a scratch folder.
+    paths = RunPaths(config.out if chief else tempfile.mkdtemp(prefix="infogan-worker-"))
+    for folder in paths.folders():
+        ensure_writable(folder)
+    with RunLock(paths.lock):
+        removed = remove_temporaries(paths)
+        if removed:
+            print(f"{paths.out}: removed {len(removed)} leftovers of an interrupted write")
+        try:
+            train_in(config, strategy, chief, paths)
+        finally:
+            if not chief:
+                shutil.rmtree(paths.out, ignore_errors=True)
 
-    precision = training_precision(config.precision)
-    generator, discriminator = build_models(precision, config.noise_scale)
-    g_optimizer, d_optimizer = make_optimizers(generator, discriminator, config)
-    epoch = tf.Variable(0, dtype=tf.int64, name="epoch")  # completed epochs
-    rng = tf.random.Generator.from_seed(config.seed)
-    checkpoint = tf.train.Checkpoint(
-        generator=generator,
-        discriminator=discriminator,
-        g_optimizer=g_optimizer,
-        d_optimizer=d_optimizer,
-        epoch=epoch,
-        rng=rng,
-    )
-    manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, config.keep_checkpoints)
-    step_frame, epoch_frame = start_or_resume(config, run, checkpoint, manager, epoch, precision)
-    if int(epoch) >= config.epochs:
-        print(f"{config.out}: already trained {int(epoch)} epochs; raise --epochs or pass --fresh")
+
+def train_in(config, strategy, chief, paths):
+    data = load_dataset(config.dataset, config.data or None)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UserError(
+            f"--batch-size {config.batch_size} does not split over {replicas} replicas; "
+            f"pass a multiple of {replicas}"
+        )
+    steps = len(data[0]) // config.batch_size
+    if steps < 1:
+        raise UserError(
+            f"the training set has {len(data[0])} images, fewer than one batch of "
+            f"{config.batch_size}; pass a smaller --batch-size"
+        )
+    keras.utils.set_random_seed(config.seed)
+    training = Training(config, strategy, training_precision(config.precision))
+    done, step_frame, epoch_frame = start_or_resume(config, paths, training, chief)
+    if done >= config.epochs:
+        print(f"{config.out}: already trained {done} epochs; raise --epochs or pass --fresh")
         return
 
-    train_step = make_train_step(generator, discriminator, g_optimizer, d_optimizer, config)
+    writer = tf.summary.create_file_writer(paths.logs) if chief else tf.summary.create_noop_writer()
     grid_latent = category_grid_latent(config.grid_columns, config.seed)
-    x_train = tf.constant(x_train)  # uint8, scaled per batch in the input pipeline
-    steps_per_epoch = len(x_train) // config.batch_size
+    x_train = tf.constant(data[0])  # uint8, scaled per batch in the input pipeline
+    needed = training.checkpoint_bytes() + 2 * 30e6  # a checkpoint and the two model files
     print(
-        f"training epochs {int(epoch) + 1}..{config.epochs}, "
-        f"{steps_per_epoch} steps of {config.batch_size}, {precision}"
+        f"training {config.dataset} epochs {done + 1}..{config.epochs}: {steps} steps of "
+        f"{config.batch_size} on {replicas} replica(s), {training.precision}, into {paths.out}",
+        flush=True,
     )
-
-    while int(epoch) < config.epochs:
-        current = int(epoch) + 1
-        seeds = rng.make_seeds(steps_per_epoch)  # (2, steps): one stateless seed per step
-        show_bar = config.progress and sys.stdout.isatty()
-        bar = (
-            keras.utils.Progbar(steps_per_epoch, stateful_metrics=["d_loss", "g_loss", "info_loss"])
-            if show_bar
-            else None
+    clock = Clock((config.epochs - done) * steps, config.batch_size)
+    for epoch in range(done + 1, config.epochs + 1):
+        check_free_space(paths.checkpoints, needed, "an epoch's checkpoint and models")
+        started = time.perf_counter()
+        rows = train_epoch(training, x_train, config, epoch, clock, writer)
+        loop_seconds = time.perf_counter() - started
+        if chief:
+            step_frame, epoch_frame, summary = end_of_epoch(
+                training, paths, config, data, epoch, rows, (step_frame, epoch_frame), writer,
+                grid_latent,
+            )  # fmt: skip
+        training.epoch.assign(epoch)
+        write_checkpoint(training.checkpoint, paths.checkpoints, epoch, config.keep_checkpoints)
+        if not chief:
+            continue
+        summary.update(
+            seconds=loop_seconds,
+            images_per_second=steps * config.batch_size / loop_seconds,
+            epoch_seconds=time.perf_counter() - started,  # the loop and every output after it
+            peak_rss_mb=peak_rss_mb(),
         )
-        rows, started = [], time.perf_counter()
-        for step, real_images in enumerate(
-            epoch_dataset(x_train, config.batch_size, config.seed, current)
-        ):
-            losses = {
-                name: float(value)
-                for name, value in train_step(real_images, seeds[:, step]).items()
-            }
-            if not all(math.isfinite(value) for value in losses.values()):
-                raise UserError(
-                    f"a loss became {losses} at epoch {current} step {step + 1}; stopped. The "
-                    f"last good checkpoint (epoch {int(epoch)}) and models in {run.model} are "
-                    f"kept; try a lower "
-                    f"learning rate, another --seed, or --fresh"
-                )
-            rows.append(
-                {
-                    "epoch": current,
-                    "step": (current - 1) * steps_per_epoch + step + 1,
-                    **losses,
-                }
-            )
-            if bar:
-                bar.update(
-                    step + 1,
-                    [(name, losses[name]) for name in ("d_loss", "g_loss", "info_loss")],
-                )
-        seconds = time.perf_counter() - started
-
-        with computing_in("float32", generator, discriminator):
-            accuracy, _ = cluster_accuracy(y_test, predict_codes(discriminator, x_test)[0])
-            save_png(
-                image_grid(generator(grid_latent, training=False), 10, config.grid_columns),
-                run.epoch_grid(current),
-                scale=2,
-            )
-            save_model(generator, run.generator)
-            save_model(discriminator, run.discriminator)
-        new_steps = pd.DataFrame(rows)
-        new_steps["epoch_progress"] = new_steps["step"] / steps_per_epoch
-        step_frame = pd.concat([step_frame, new_steps], ignore_index=True)
-        summary = {
-            "epoch": current,
-            **new_steps[["d_loss", "g_loss", "info_loss", "categorical_nll", "continuous_nll"]]
-            .mean()
-            .to_dict(),
-            "test_accuracy": accuracy,
-            "seconds": seconds,
-            "images_per_second": steps_per_epoch * config.batch_size / seconds,
-        }
         epoch_frame = pd.concat([epoch_frame, pd.DataFrame([summary])], ignore_index=True)
-        plot_losses(step_frame, epoch_frame, run.loss_figure)
-        # Read after the model saves and the figure, whose transients make the epoch's peak.
-        peak = peak_rss_mb()
-        # The whole epoch but the CSV writes and the checkpoint below: loop, readout, grid, saves,
-        # figure (the speed target is a full epoch with its outputs, not the loop alone).
-        epoch_seconds = time.perf_counter() - started
-        epoch_frame.loc[epoch_frame.index[-1], ["peak_rss_mb", "epoch_seconds"]] = [
-            peak,
-            epoch_seconds,
-        ]
-        write_csv(step_frame, run.step_csv)
-        write_csv(epoch_frame, run.epoch_csv)
-        epoch.assign(current)
-        manager.save(checkpoint_number=current)  # last, so a checkpoint implies all files above
+        write_history(paths, step_frame, epoch_frame)  # after the checkpoint: a resume trims
         print(
-            f"epoch {current}/{config.epochs}  d_loss {summary['d_loss']:.3f}  "
-            f"g_loss {summary['g_loss']:.3f}  "
-            f"info {summary['info_loss']:.3f}  test_acc {accuracy:.4f}  {seconds:.1f}s loop "
-            f"({summary['images_per_second']:.0f} img/s), {epoch_seconds:.1f}s in all  "
-            f"peak {peak or 0:.0f} MB",
+            f"epoch {epoch}/{config.epochs}  d_loss {summary['d_loss']:.3f}  g_loss "
+            f"{summary['g_loss']:.3f}  info {summary['info_loss']:.3f}  test_acc "
+            f"{summary['test_accuracy']:.4f}  {loop_seconds:.1f}s loop "
+            f"({summary['images_per_second']:.0f} img/s), {summary['epoch_seconds']:.1f}s in all"
+            f"  peak {summary['peak_rss_mb'] or 0:.0f} MB",
             flush=True,
         )
+    if chief:
+        print(
+            f"done: {paths.out} (models in {paths.model}, figures in {paths.figures}, "
+            f"TensorBoard: tensorboard --logdir {paths.logs}). Next:\n"
+            f"  python generate_sample_latent.py --model {paths.out}\n"
+            f"  python generate_gif.py --figures {paths.figures}\n"
+            f"  python evaluate.py --model-dir {paths.model}"
+        )
 
 
-def start_or_resume(config, run, checkpoint, manager, epoch, precision):
-    """Restore the newest checkpoint unless --fresh; return the loss history up to that epoch."""
-    saved = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_OPTIONS}
-    if config.fresh or manager.latest_checkpoint is None:
-        for path in glob.glob(os.path.join(run.checkpoints, "*")) + glob.glob(run.epoch_grid("*")):
-            os.remove(path)
-        for path in (run.step_csv, run.epoch_csv):
-            if os.path.exists(path):
-                os.remove(path)
-        write_json(saved, run.checkpoint_config)
-        write_json({**dataclasses.asdict(config), "precision_used": precision}, run.config)
-        return pd.DataFrame(), pd.DataFrame()
-
-    if os.path.exists(run.checkpoint_config):
-        with open(run.checkpoint_config) as handle:
-            previous = json.load(handle)
-        # An option newer than the run is absent from its file: the run behaved as before it.
-        defaults = {**dataclasses.asdict(Config()), **BEFORE_OPTION_EXISTED}
-        previous = {k: previous.get(k, defaults[k]) for k in saved}
-        changed = {k: (previous[k], v) for k, v in saved.items() if previous[k] != v}
-        if changed:
-            described = ", ".join(
-                f"{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items()
-            )
-            raise UserError(
-                f"{run.checkpoints} holds a run with other options ({described}); "
-                f"pass the same options to resume it, or --fresh to start over"
-            )
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    write_json({**dataclasses.asdict(config), "precision_used": precision}, run.config)
-    done = int(epoch)
-    print(f"resuming {config.out} after epoch {done} ({manager.latest_checkpoint})")
-    frames = []
-    for path in (run.step_csv, run.epoch_csv):
-        frame = pd.read_csv(path) if os.path.exists(path) else pd.DataFrame()
-        # Rows of an epoch that finished its files but not its checkpoint are trained again.
-        frames.append(frame[frame["epoch"] <= done] if len(frame) else frame)
-    return frames
+def stop_on_sigterm(signum, frame):
+    raise Stopped
 
 
-def main(argv=None):
+def main(argv=None, config=None):
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        train(parse_config(argv))
+        train(config or parse_config(argv))
     except UserError as error:
         sys.exit(f"error: {error}")
-    except KeyboardInterrupt:
-        sys.exit("interrupted; rerun the same command to resume from the last completed epoch")
+    except (KeyboardInterrupt, Stopped):
+        sys.exit("interrupted; rerun the same command to resume after the last completed epoch")
+    except OSError as error:  # a full disk, a folder gone: the last saved epoch is intact
+        where = f"{error.filename}: " if error.filename else ""
+        sys.exit(f"error: {where}{error.strerror or first_line(error)}; the last completed "
+                 f"epoch's files are intact; fix that and rerun the same command")  # fmt: skip
+    except tf.errors.OpError as error:  # the same, raised by TensorFlow's own file writes
+        sys.exit(f"error: {first_line(error)}; the last completed epoch's files are intact; "
+                 f"fix that and rerun the same command")  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    main(config=CONFIG)

@@ -1,39 +1,85 @@
-"""Helpers shared by training, evaluation and the generate scripts: data, latents, images, files.
+"""Helpers shared by training, evaluation and the generate scripts, one section per topic:
+hardware, data, latents, augmentation, files, metrics.
 
-Everything here is a plain function that the tests call directly.
+TensorFlow and TFP are imported inside the functions that need them, so that a script that
+needs neither (generate_gif.py, `--help`) starts in a fraction of a second.
 """
 
 import contextlib
-import hashlib
+import glob
+import gzip
+import json
 import os
+import shutil
+import socket
 import sys
 import tempfile
+import time
 import zipfile
 
 import numpy as np
 
-from model import CATEGORICAL_DIM, CONTINUOUS_DIM, NOISE_DIM
+# The generator's ONE latent input, laid out [categorical one-hot (10) | c1 | c2 | noise (62)].
+CATEGORICAL_DIM = 10  # K of the categorical code c_cat ~ Cat(K, 1/K)
+CONTINUOUS_DIM = 2  # c1, c2 ~ Uniform(-1, 1)
+NOISE_DIM = 62  # incompressible noise z ~ Uniform(-1, 1)
+LATENT_DIM = CATEGORICAL_DIM + CONTINUOUS_DIM + NOISE_DIM  # 74
 
-KERAS_CACHE_MNIST = os.path.join(os.path.expanduser("~"), ".keras", "datasets", "mnist.npz")
-MNIST_ARRAYS = {  # name: (shape after the first axis, dtype)
-    "x_train": ((28, 28), np.uint8),
-    "y_train": ((), np.uint8),
-    "x_test": ((28, 28), np.uint8),
-    "y_test": ((), np.uint8),
-}
-PASS_A_FILE = "pass a Keras-layout mnist.npz with --data PATH"
-GENERATOR_FILE = "infogan_model_generator.keras"
-DISCRIMINATOR_FILE = "infogan_model_discriminator.keras"
+# Where each part lives in the generator's input vector.
+CATEGORICAL_SLICE = slice(0, CATEGORICAL_DIM)
+CONTINUOUS_SLICE = slice(CATEGORICAL_DIM, CATEGORICAL_DIM + CONTINUOUS_DIM)
+NOISE_SLICE = slice(CATEGORICAL_DIM + CONTINUOUS_DIM, LATENT_DIM)
+
+IMAGE_SHAPE = (28, 28, 1)  # pixels in [-1, 1]
 
 
 class UserError(Exception):
-    """A problem with the user's input, reported as one line without a traceback."""
+    """A problem with the user's input or machine, reported as one line without a traceback."""
 
 
-# ------------------------------------------------------------------------ precision and memory
+def first_line(error):
+    """The first line of an exception's message (TF and Keras errors run over many lines)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
+
+# ------------------------------------------------------------------------------------ hardware
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+# TensorFlow's start-up notices on a machine without a GPU: the CUDA probe (an error-level
+# "failed call to cuInit" reads like a failure) and the CPU-feature and oneDNN notes.
+START_UP_NOTICES = ("cudart_stub.cc", "cuda_platform.cc", "cuInit", "cpu_feature_guard.cc",
+                    "To enable the following instructions", "oneDNN custom operations",
+                    "before absl::InitializeLog", "oneDNN supports DT_INT64")  # fmt: skip
+
+
+def import_tensorflow():
+    """`import tensorflow`, with its start-up notices filtered out of stderr (they are written
+    by C++ code past Python's reach, hence the file-descriptor swap); anything else it prints
+    is passed through."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe runs here
+            # TFP's one-hot sampler transposes int64 indices, for which oneDNN logs an error line
+            # (harmless: it uses its Eigen kernel); logged once per process, so here.
+            tf.transpose(tf.zeros([1, 2], tf.int64))
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(notice in line for notice in START_UP_NOTICES):
+                    sys.stderr.write(line)
+    return tf
 
 
 def cpu_has_bf16_matmul(cpuinfo="/proc/cpuinfo"):
@@ -49,8 +95,7 @@ def cpu_has_bf16_matmul(cpuinfo="/proc/cpuinfo"):
 
 def resolve_precision(precision, gpu_compute_capabilities=(), cpu_bf16=None):
     """The Keras dtype policy to train with: "auto" picks mixed_bfloat16 on a GPU with bf16
-    tensor cores (compute capability 8.0+) or a CPU with bf16 matmul, else float32. `precision`
-    is one of PRECISIONS (the callers' option parsing checks that)."""
+    tensor cores (compute capability 8.0+) or a CPU with bf16 matmul, else float32."""
     if precision != "auto":
         return precision
     if gpu_compute_capabilities:
@@ -72,65 +117,164 @@ def peak_rss_mb():
 
 # ---------------------------------------------------------------------------------------- data
 
+KERAS_DATASETS = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
+IDX_FILES = {  # array name: IDX file of the MNIST family (also read without .gz)
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+# Where each data set is found offline, in order, before Keras tries to download it.
+DATASET_SOURCES = {
+    "mnist": [os.path.join(KERAS_DATASETS, "mnist.npz")],
+    "fashion_mnist": [
+        os.path.join(KERAS_DATASETS, "fashion-mnist"),
+        "/usr/share/datasets/fashion-mnist",  # Debian's dataset-fashion-mnist package
+    ],
+}
+CLASS_NAMES = {
+    "mnist": [str(digit) for digit in range(10)],
+    "fashion_mnist": [
+        "T-shirt",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Boot",
+    ],  # fmt: skip
+}
+PASS_A_FILE = "pass --data PATH (a Keras-layout .npz, or a folder of the four IDX .gz files)"
 
-def load_mnist(path=None):
-    """MNIST as uint8 arrays (x_train (60000, 28, 28), y_train, x_test, y_test).
 
-    Source, in order: `path`; the Keras cache file; keras.datasets.mnist.load_data() (downloads).
-    """
-    if path is not None:
-        return read_mnist_npz(path)
-    if os.path.exists(KERAS_CACHE_MNIST):
-        return read_mnist_npz(KERAS_CACHE_MNIST)
+def load_dataset(dataset="mnist", path=None):
+    """(x_train, y_train, x_test, y_test): uint8 images (N, 28, 28) and labels 0..9 (N,).
+
+    From `path` when given (a Keras-layout .npz or an IDX folder), else from the first of
+    DATASET_SOURCES[dataset] that exists, else from keras.datasets (which downloads)."""
+    if path:
+        return read_data(path)
+    for source in DATASET_SOURCES[dataset]:
+        if os.path.exists(source):
+            return read_data(source)
     try:
+        import_tensorflow()
         import keras
 
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        loader = getattr(keras.datasets, dataset)
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as error:  # offline: urllib/socket errors of many kinds
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        places = " or ".join(DATASET_SOURCES[dataset])
         raise UserError(
-            f"MNIST is not in the Keras cache ({KERAS_CACHE_MNIST}) and could not be downloaded "
-            f"({first_line}); {PASS_A_FILE}"
+            f"{dataset} is not in {places} and could not be downloaded ({first_line(error)}); "
+            f"{PASS_A_FILE}"
         ) from None
-    return x_train, y_train, x_test, y_test
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return check_arrays(f"keras.datasets.{dataset}", arrays)
 
 
-def read_mnist_npz(path):
-    """Read and validate a Keras-layout mnist.npz; any problem is a UserError naming the file."""
+def read_data(path):
+    """Read and check a data set from a Keras-layout .npz or a folder of IDX files."""
+    if os.path.isdir(path):
+        return read_idx_folder(path)
     if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file; {PASS_A_FILE}")
+        raise UserError(f"{path}: no such file or folder; {PASS_A_FILE}")
+    if not zipfile.is_zipfile(path):
+        raise UserError(
+            f"{path}: not an .npz archive (truncated, or another format); {PASS_A_FILE}"
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [name for name in MNIST_ARRAYS if name not in npz.files]
+            missing = [name for name in IDX_FILES if name not in npz.files]
             if missing:
                 raise UserError(
-                    f"{path}: not a Keras-layout MNIST file, missing arrays {missing} "
-                    f"(found {sorted(npz.files)}); {PASS_A_FILE}"
+                    f"{path}: missing arrays {missing} (found {sorted(npz.files)}); a data set "
+                    f"needs x_train, y_train, x_test and y_test"
                 )
-            arrays = {name: npz[name] for name in MNIST_ARRAYS}
+            arrays = {name: npz[name] for name in IDX_FILES}
     except UserError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
         raise UserError(
-            f"{path}: cannot be read as an .npz file ({type(error).__name__}: {error}); "
-            f"the file may be truncated or of another format; {PASS_A_FILE}"
+            f"{path}: cannot be read as an .npz file ({type(error).__name__}: {first_line(error)})"
         ) from None
-    for name, (item_shape, dtype) in MNIST_ARRAYS.items():
-        array = arrays[name]
-        if array.ndim != 1 + len(item_shape) or array.shape[1:] != item_shape or not len(array):
-            want = "(N, " + ", ".join(map(str, item_shape)) + ")" if item_shape else "(N,)"
-            raise UserError(f"{path}: array {name} has shape {array.shape}, expected {want}")
-        if array.dtype != dtype:
-            raise UserError(f"{path}: array {name} has dtype {array.dtype}, expected uint8")
+    return check_arrays(path, arrays)
+
+
+def read_idx_folder(folder):
+    arrays = {}
+    for name, file_name in IDX_FILES.items():
+        candidates = [os.path.join(folder, file_name), os.path.join(folder, file_name[:-3])]
+        found = next((c for c in candidates if os.path.isfile(c)), None)
+        if found is None:
+            raise UserError(
+                f"{folder}: a data folder needs the four IDX files {list(IDX_FILES.values())} "
+                f"(or without .gz); {file_name} is missing"
+            )
+        arrays[name] = read_idx(found)
+    return check_arrays(folder, arrays)
+
+
+def read_idx(path):
+    """One IDX file (the MNIST family's format: magic, dimensions, then unsigned bytes)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:
+        raise UserError(f"{path}: cannot be read ({first_line(error)})") from None
+    if len(data) < 8 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise UserError(f"{path}: not an IDX file of unsigned bytes")
+    dims = data[3]
+    if len(data) < 4 + 4 * dims:
+        raise UserError(f"{path}: the IDX header is cut short; the file is truncated")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape)):
+        raise UserError(f"{path}: holds {body.size} bytes for shape {shape}; truncated?")
+    return body.reshape(shape)
+
+
+def check_arrays(source, arrays):
+    """The four arrays if they make a data set this repo can train on; else a UserError naming
+    `source` and the problem."""
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE[:2]:
+            raise UserError(
+                f"{source}: x_{split} has shape {images.shape}, expected (N, 28, 28) grayscale "
+                f"images"
+            )
+        if images.dtype != np.uint8:
+            raise UserError(f"{source}: x_{split} has dtype {images.dtype}, expected uint8 0..255")
+        if not len(images):
+            raise UserError(f"{source}: x_{split} is empty; a data set needs a {split} split")
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise UserError(
+                f"{source}: y_{split} has shape {labels.shape} and dtype {labels.dtype}, "
+                f"expected integer labels (N,)"
+            )
         if len(images) != len(labels):
             raise UserError(
-                f"{path}: x_{split} has {len(images)} images but y_{split} has {len(labels)} labels"
+                f"{source}: x_{split} has {len(images)} images but y_{split} {len(labels)} labels"
             )
-        if labels.max() >= CATEGORICAL_DIM:
-            raise UserError(f"{path}: y_{split} holds label {labels.max()}, expected 0..9")
-    return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
+        values = np.unique(labels)
+        if labels.min() < 0 or labels.max() >= CATEGORICAL_DIM:
+            raise UserError(
+                f"{source}: y_{split} holds labels {values.min()}..{values.max()}, expected "
+                f"0..9 (the evaluation maps the 10 categorical codes to 10 classes)"
+            )
+    values = np.unique(arrays["y_train"])
+    if len(values) < CATEGORICAL_DIM:
+        raise UserError(
+            f"{source}: y_train holds {len(values)} label values {values.tolist()}, expected all "
+            f"10 (the evaluation maps the 10 categorical codes to 10 classes)"
+        )
+    return tuple(arrays[name].astype(np.uint8) if "y" in name else arrays[name]
+                 for name in IDX_FILES)  # fmt: skip
 
 
 def to_model_range(images):
@@ -138,192 +282,224 @@ def to_model_range(images):
     return (np.asarray(images, np.float32)[..., None] / 127.5) - 1.0
 
 
+def epoch_order(count, seed, epoch):
+    """The order of the training images in `epoch`: a function of (seed, epoch) alone, so a
+    resumed run sees exactly the batches an uninterrupted one would."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
+
+
+def train_dataset(x_train, global_batch, seed, epoch, pipelines=1, pipeline=0, replicas=1):
+    """The batches (b, 28, 28, 1) float32 in [-1, 1] of one epoch for one input pipeline.
+
+    x_train is a uint8 tensor (N, 28, 28). Each global batch of `global_batch` images is cut into
+    `pipelines * replicas` equal slices; pipeline p yields its `replicas` slices in turn, which
+    is how tf.distribute hands them to its replicas. One pipeline and one replica: the whole
+    global batch."""
+    tf = import_tensorflow()
+
+    per_replica = global_batch // (pipelines * replicas)
+    order = epoch_order(int(x_train.shape[0]), seed, epoch)
+    steps = len(order) // global_batch
+    # (steps, pipelines, replicas * per_replica): this pipeline's share of every global batch
+    mine = order[: steps * global_batch].reshape(steps, pipelines, -1)[:, pipeline].ravel()
+
+    def gather(indices):
+        return tf.cast(tf.gather(x_train, indices), tf.float32)[..., None] / 127.5 - 1.0
+
+    return (
+        tf.data.Dataset.from_tensor_slices(mine)
+        .batch(per_replica, drop_remainder=True)
+        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(2)
+    )
+
+
 # ------------------------------------------------------------------------------------- latents
 
 
-def split_seed(seed, count, salt=None):
-    """`count` stateless seeds (2,) int32 derived from the stateless seed `seed`; with `salt`, a
-    different family. The same split as tfp.random.split_seed (the tests check it bit for bit),
-    written out so that the training process need not import TFP, which also loads tf_keras
-    (about 64 MB resident)."""
-    import tensorflow as tf
+def _tfp():
+    import tensorflow_probability as tfp
 
-    seed = tf.cast(seed, tf.int32)  # tf.random.Generator.make_seeds gives int64
-    if salt is not None:
-        salt = int(hashlib.sha512(salt.encode("utf-8")).hexdigest(), 16) % (2**31 - 1)
-        seed = tf.bitwise.bitwise_xor(seed, tf.constant([salt, 0], tf.int32))
-    seeds = tf.random.stateless_uniform([count, 2], seed, minval=None, maxval=None, dtype=tf.int32)
-    return tf.unstack(seeds)
+    return tfp
+
+
+def latent_priors():
+    """InfoGAN's priors as TFP distributions: the 10-way code c_cat ~ Cat(K=10, p=0.1), one-hot;
+    each continuous code and each noise value ~ Uniform(-1, 1) (the official code's priors)."""
+    tf = import_tensorflow()
+
+    tfd = _tfp().distributions
+    return {
+        "categorical": tfd.OneHotCategorical(logits=tf.zeros(CATEGORICAL_DIM), dtype=tf.float32),
+        "uniform": tfd.Uniform(low=-1.0, high=1.0),
+    }
 
 
 def sample_latent(batch_size, seed):
-    """Draw the priors: a uniform 10-way code, and Uniform(-1, 1) continuous codes and noise.
-
-    Returns categorical_code (B, 10) one-hot, continuous_codes (B, 2), noise (B, 62): the same
-    draws as TFP's OneHotCategorical(logits=zeros).sample and Uniform(-1, 1).sample with the
-    same seeds (the tests check it).
+    """categorical_code (B, 10) one-hot, continuous_codes (B, 2), noise (B, 62) from the priors.
 
     `seed` is a stateless seed (two int32 values): the same seed gives the same draw, in eager
-    code and inside tf.function alike.
-    """
-    import tensorflow as tf
-
-    categorical_seed, continuous_seed, noise_seed = split_seed(seed, 3)
-    category = tf.random.stateless_categorical(
-        tf.zeros([1, CATEGORICAL_DIM]), batch_size, categorical_seed
-    )[0]  # (B,)
-    categorical_code = tf.one_hot(category, CATEGORICAL_DIM, dtype=tf.float32)
-
-    def uniform(shape, seed):  # low + (high - low) * u, as TFP computes it
-        return -1.0 + 2.0 * tf.random.stateless_uniform(shape, seed)
-
-    continuous_codes = uniform([batch_size, CONTINUOUS_DIM], continuous_seed)
-    noise = uniform([batch_size, NOISE_DIM], noise_seed)
+    code and inside tf.function alike."""
+    priors = latent_priors()
+    categorical_seed, continuous_seed, noise_seed = _tfp().random.split_seed(seed, n=3)
+    categorical_code = priors["categorical"].sample(batch_size, seed=categorical_seed)
+    continuous_codes = priors["uniform"].sample([batch_size, CONTINUOUS_DIM], seed=continuous_seed)
+    noise = priors["uniform"].sample([batch_size, NOISE_DIM], seed=noise_seed)
     return categorical_code, continuous_codes, noise
+
+
+def step_seeds(seed, epoch, steps):
+    """One stateless seed (2,) int32 per training step of `epoch`: a function of (seed, epoch)
+    alone, like the data order, so a resumed run draws what an uninterrupted one would."""
+    rng = np.random.default_rng([seed, epoch, 1])
+    return rng.integers(-(2**31), 2**31, size=(steps, 2)).astype(np.int32)
 
 
 def join_latent(categorical_code, continuous_codes, noise):
     """The generator's input (B, 74) in the order of model.py's slices."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.concat([categorical_code, continuous_codes, noise], axis=-1)
 
 
-def random_affine(images, seed, max_degrees=15.0, x_scale=0.2, y_scale=0.1, max_shift=2.0):
-    """Each image (B, 28, 28, 1) in [-1, 1] rotated by up to `max_degrees`, stretched by up to
-    1 +- `x_scale` across and 1 +- `y_scale` down, and shifted by up to `max_shift` pixels, all
-    drawn uniformly per image; the background stays -1. Gradients reach the images through
-    TensorFlow's registered gradient, which warps them back with the inverse motion (an
-    approximation of the exact adjoint: it leaves out the stretch's area change, a factor
-    between 0.72 and 1.39).
+def latent_vectors(categories, continuous_codes, noise):
+    """Generator inputs (N, 74) as numpy from categories (N,) ints, continuous codes (N, 2) and
+    noise (N, 62): the one place that lays out a latent by hand."""
+    categories = np.asarray(categories)
+    latent = np.zeros((len(categories), LATENT_DIM), np.float32)
+    latent[np.arange(len(categories)), categories] = 1.0
+    latent[:, CATEGORICAL_DIM : CATEGORICAL_DIM + CONTINUOUS_DIM] = continuous_codes
+    latent[:, CATEGORICAL_DIM + CONTINUOUS_DIM :] = noise
+    return latent
 
-    `seed` is a stateless seed, salted so that it never repeats sample_latent's draws."""
-    import tensorflow as tf
 
-    batch_size = tf.shape(images)[0]
-    angle_seed, scale_seed, shift_seed = split_seed(seed, 3, salt="random_affine")
-    angle = tf.random.stateless_uniform([batch_size], angle_seed, -1.0, 1.0) * (
-        max_degrees * np.pi / 180.0
+def prior_parts(count, seed):
+    """Continuous codes (count, 2) and noise (count, 62) drawn from the priors as numpy, the
+    same for the same integer seed."""
+    _, continuous_codes, noise = sample_latent(count, [seed, 1])
+    return np.asarray(continuous_codes), np.asarray(noise)
+
+
+def category_grid_latent(columns, seed):
+    """Latents (10 * columns, 74) for the per-epoch grid: row = categorical value, column = one
+    fixed noise draw shared by the whole column, continuous codes at 0."""
+    noise = prior_parts(columns, seed)[1]  # (columns, 62)
+    categories = np.repeat(np.arange(CATEGORICAL_DIM), columns)
+    return latent_vectors(
+        categories, np.zeros((len(categories), CONTINUOUS_DIM)), np.tile(noise, (10, 1))
     )
-    scale = 1.0 + tf.random.stateless_uniform([batch_size, 2], scale_seed, -1.0, 1.0) * [
+
+
+def sweep_latents(code_index, values, categories, noise, other_codes=None):
+    """Latents (R * V, 74), row-major: row r keeps category categories[r], noise noise[r] (R, 62)
+    and the other continuous code at other_codes[r] (0 by default) FIXED, while code
+    `code_index` takes each of `values` (V,) in turn; so a row shows that code's effect alone."""
+    values = np.asarray(values, np.float32)
+    rows, columns = len(categories), len(values)
+    continuous = np.zeros((rows, columns, CONTINUOUS_DIM), np.float32)
+    continuous[:, :, code_index] = values
+    if other_codes is not None:
+        continuous[:, :, 1 - code_index] = np.asarray(other_codes)[:, None]
+    return latent_vectors(
+        np.repeat(categories, columns),
+        continuous.reshape(-1, CONTINUOUS_DIM),
+        np.repeat(np.asarray(noise), columns, axis=0),
+    )
+
+
+def latent_sweep(code_index, values, seed):
+    """The paper's sweep figure: row = categorical value 0..9, one noise draw per row."""
+    noise = prior_parts(CATEGORICAL_DIM, seed)[1]
+    return sweep_latents(code_index, values, np.arange(CATEGORICAL_DIM), noise)
+
+
+# -------------------------------------------------------------------------------- augmentation
+
+
+def affine_transforms(count, seed, max_degrees=15.0, x_scale=0.2, y_scale=0.1, max_shift=2.0):
+    """`count` random motions (count, 8) in the format of ImageProjectiveTransformV3: rotation
+    by up to `max_degrees`, stretch by up to 1 +- `x_scale` across and 1 +- `y_scale` down, shift
+    by up to `max_shift` pixels, each drawn uniformly. `seed` is a stateless seed, salted so
+    that these draws never repeat the latents'."""
+    tf = import_tensorflow()
+
+    angle_seed, scale_seed, shift_seed = _tfp().random.split_seed(seed, n=3, salt="random_affine")
+    angle = tf.random.stateless_uniform([count], angle_seed, -1.0, 1.0) * np.radians(max_degrees)
+    scale = 1.0 + tf.random.stateless_uniform([count, 2], scale_seed, -1.0, 1.0) * [
         x_scale,
         y_scale,
     ]
-    shift = tf.random.stateless_uniform([batch_size, 2], shift_seed, -max_shift, max_shift)
-    # The op maps each OUTPUT pixel (x, y) to the input point M (x, y) + offset: M rotates and
-    # divides by the stretch about the image centre, and the offset moves the result.
+    shift = tf.random.stateless_uniform([count, 2], shift_seed, -max_shift, max_shift)
+    # Each OUTPUT pixel (x, y) reads the input at M (x, y) + offset: M rotates and divides by the
+    # stretch about the image centre, and the offset moves the result.
     cos, sin = tf.cos(angle), tf.sin(angle)
-    inverse_x, inverse_y = 1.0 / scale[:, 0], 1.0 / scale[:, 1]
-    m00, m01 = cos * inverse_x, -sin * inverse_x
-    m10, m11 = sin * inverse_y, cos * inverse_y
-    centre = 13.5
-    transforms = tf.stack(
-        [
-            m00,
-            m01,
-            centre - centre * (m00 + m01) - shift[:, 0],
-            m10,
-            m11,
-            centre - centre * (m10 + m11) - shift[:, 1],
-            tf.zeros_like(angle),
-            tf.zeros_like(angle),
-        ],
-        axis=1,
-    )
-    # The output size as a constant where it is known: computed at run time, it left the step's
-    # graph with unknown image sizes, and TF's graph optimizer (its "remapper") then failed on the
-    # whole step and logged an error.
+    m00, m01 = cos / scale[:, 0], -sin / scale[:, 0]
+    m10, m11 = sin / scale[:, 1], cos / scale[:, 1]
+    centre, zero = 13.5, tf.zeros_like(angle)
+    offset_x = centre - centre * (m00 + m01) - shift[:, 0]
+    offset_y = centre - centre * (m10 + m11) - shift[:, 1]
+    return tf.stack([m00, m01, offset_x, m10, m11, offset_y, zero, zero], axis=1)
+
+
+def apply_affine(images, transforms):
+    """Images (B, 28, 28, 1) in [-1, 1] moved by `transforms` (B, 8), bilinear, background -1.
+    Gradients reach the images through TF's registered gradient, which warps them back with the
+    inverse motion (it leaves out the stretch's area change, a factor of 0.72 to 1.39)."""
+    tf = import_tensorflow()
+
     images = tf.cast(images, tf.float32)
-    size = images.shape[1:3]
+    # A constant output size: computed at run time, it left the step's graph with unknown image
+    # sizes, and TF's graph optimizer then failed on the whole step and logged an error.
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,
-        output_shape=size if size.is_fully_defined() else tf.shape(images)[1:3],
+        output_shape=IMAGE_SHAPE[:2],
         fill_value=-1.0,
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
     )
 
 
-def fixed_noise(count, seed):
-    """`count` noise vectors (count, 62) from the prior, always the same for the same seed."""
-    return sample_latent(count, [seed, 1])[2].numpy()
+def random_affine(images, seed, **ranges):
+    """Each image moved by its own random motion (affine_transforms' ranges)."""
+    return apply_affine(images, affine_transforms(len(images), seed, **ranges))
 
 
-def category_grid_latent(columns, seed):
-    """Latents (10 * columns, 74) for the per-epoch grid: row = categorical value, column = one
-    fixed noise draw shared by the whole column, continuous codes at 0."""
-    noise = fixed_noise(columns, seed)  # (columns, 62)
-    rows = []
-    for category in range(CATEGORICAL_DIM):
-        one_hot = np.zeros((columns, CATEGORICAL_DIM), np.float32)
-        one_hot[:, category] = 1.0
-        rows.append(
-            np.concatenate([one_hot, np.zeros((columns, CONTINUOUS_DIM), np.float32), noise], 1)
-        )
-    return np.concatenate(rows, 0)
+# --------------------------------------------------------------------------------------- files
+
+GENERATOR_FILE = "infogan_model_generator.keras"
+DISCRIMINATOR_FILE = "infogan_model_discriminator.keras"
 
 
-def latent_sweep(code_index, values, seed):
-    """Latents (10 * len(values), 74): row = categorical value, column = continuous code
-    `code_index` set to each of `values`, the other code at 0, and the noise FIXED along each row
-    (one draw per row), so a row shows the effect of that code alone."""
-    values = np.asarray(values, np.float32)
-    noise = fixed_noise(CATEGORICAL_DIM, seed)  # (10, 62): one per row
-    latents = np.zeros(
-        (CATEGORICAL_DIM, len(values), CATEGORICAL_DIM + CONTINUOUS_DIM + NOISE_DIM),
-        np.float32,
-    )
-    for category in range(CATEGORICAL_DIM):
-        latents[category, :, category] = 1.0
-        latents[category, :, CATEGORICAL_DIM + code_index] = values
-        latents[category, :, CATEGORICAL_DIM + CONTINUOUS_DIM :] = noise[category]
-    return latents.reshape(-1, latents.shape[-1])
+class RunPaths:
+    """Where a run folder (infogan.py --out) keeps each of its files."""
 
+    def __init__(self, out):
+        self.out = out
+        self.figures = os.path.join(out, "figures")
+        self.model = os.path.join(out, "model")
+        self.checkpoints = os.path.join(out, "checkpoints")
+        self.logs = os.path.join(out, "logs")  # TensorBoard events
+        self.generator = os.path.join(self.model, GENERATOR_FILE)
+        self.discriminator = os.path.join(self.model, DISCRIMINATOR_FILE)
+        self.config = os.path.join(self.model, "config.json")
+        self.checkpoint_config = os.path.join(self.checkpoints, "config.json")
+        self.step_csv = os.path.join(self.figures, "losses_per_step.csv")
+        self.epoch_csv = os.path.join(self.figures, "losses_per_epoch.csv")
+        self.loss_figure = os.path.join(self.figures, "network_losses.png")
+        self.lock = os.path.join(out, ".infogan.lock")
 
-def load_keras_model(path, what):
-    """A saved .keras model; a missing or unreadable file is a UserError naming it."""
-    import keras
+    def epoch_grid(self, epoch):
+        return os.path.join(self.figures, f"image_generated_epoch_{epoch}.png")
 
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such {what} file; train one with `python infogan.py`")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many kinds for a damaged or foreign file
-        first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
-        raise UserError(f"{path}: not a loadable .keras {what} ({first_line})") from None
-
-
-# -------------------------------------------------------------------------------------- images
-
-
-def image_grid(images, rows, columns, pad=2):
-    """Images (rows * columns, 28, 28[, 1]) in [-1, 1] -> one uint8 grid (H, W), row-major."""
-    images = np.asarray(images).reshape(rows * columns, *np.asarray(images).shape[1:3])
-    height, width = images.shape[1:3]
-    pixels = np.clip((images + 1.0) * 127.5, 0, 255).astype(np.uint8)
-    grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad), 255, np.uint8)
-    for index, image in enumerate(pixels):
-        row, column = divmod(index, columns)
-        top, left = pad + row * (height + pad), pad + column * (width + pad)
-        grid[top : top + height, left : left + width] = image
-    return grid
-
-
-def save_png(array, path, scale=1):
-    """Write a uint8 image array as PNG atomically, upscaled by `scale` (nearest neighbour)."""
-    from PIL import Image
-
-    if scale > 1:
-        array = np.kron(array, np.ones((scale, scale), np.uint8))
-    with atomic_path(path) as temporary:
-        Image.fromarray(array).save(temporary, format="PNG")
+    def folders(self):
+        return [self.figures, self.model, self.checkpoints, self.logs]
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success, so a
-    crash never leaves a half-written file."""
+    crash never leaves a half-written file. A failed write removes the temporary."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     stem, suffix = os.path.splitext(os.path.basename(path))
@@ -340,35 +516,211 @@ def atomic_path(path):
             os.remove(temporary)
 
 
-# ------------------------------------------------------------------------------------- metrics
+def write_json(data, path):
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+        json.dump(data, handle, indent=2)
 
 
-def confusion_matrix(labels, clusters, classes=CATEGORICAL_DIM):
-    """counts[cluster, label] of how often each cluster id meets each true label."""
-    counts = np.zeros((classes, classes), np.int64)
-    np.add.at(counts, (np.asarray(clusters), np.asarray(labels)), 1)
-    return counts
+def write_text(text, path):
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+        handle.write(text)
 
 
-def cluster_accuracy(labels, clusters, classes=CATEGORICAL_DIM):
-    """Accuracy of the best one-to-one map cluster -> label (Hungarian algorithm), and that map."""
-    from scipy.optimize import linear_sum_assignment
-
-    counts = confusion_matrix(labels, clusters, classes)
-    cluster_ids, label_ids = linear_sum_assignment(-counts)
-    mapping = dict(zip(cluster_ids.tolist(), label_ids.tolist(), strict=True))
-    return counts[cluster_ids, label_ids].sum() / max(len(labels), 1), mapping
+def write_csv(frame, path):
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
 
 
-def predict_codes(discriminator, images, batch_size=250):
-    """Q's reading of uint8 images (N, 28, 28), in batches small enough that the per-epoch
-    readout adds ~30 MB to the training process (batches of 1,000 added ~150 MB).
+def save_png(array, path, scale=1):
+    """Write a uint8 image array as PNG atomically, upscaled by `scale` (nearest neighbour)."""
+    from PIL import Image
 
-    Returns the categorical argmax (N,) and the continuous means (N, 2)."""
-    categories, means = [], []
-    for start in range(0, len(images), batch_size):
-        batch = to_model_range(images[start : start + batch_size])
-        _, categorical_logits, mean, _ = discriminator(batch, training=False)
-        categories.append(np.argmax(np.asarray(categorical_logits), axis=-1))
-        means.append(np.asarray(mean))
-    return np.concatenate(categories), np.concatenate(means)
+    if scale > 1:
+        array = np.kron(array, np.ones((scale, scale), np.uint8))
+    with atomic_path(path) as temporary:
+        Image.fromarray(array).save(temporary, format="PNG")
+
+
+def save_figure(figure, path, dpi=100):
+    """A matplotlib figure as PNG, atomically; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=dpi)
+    plt.close(figure)
+
+
+def save_model(model, path):
+    """model.save, atomically (a crash mid-save leaves the previous file whole)."""
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+
+
+def read_json(path, what):
+    """A JSON file that this repo wrote; a missing or damaged one is a UserError naming it."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such {what} file") from None
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: the {what} file is damaged ({first_line(error)})") from None
+
+
+def load_keras_model(path, what):
+    """A saved .keras model; a missing, damaged or foreign file is a UserError naming it."""
+    if os.path.isdir(path):
+        raise UserError(f"{path}: a folder, not a .keras {what} file")
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such {what} file; train one with `python infogan.py`")
+    if not zipfile.is_zipfile(path):
+        raise UserError(
+            f"{path}: not a .keras archive (truncated or damaged); retrain or re-copy it"
+        )
+    import_tensorflow()
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a damaged or foreign file
+        raise UserError(f"{path}: not a loadable .keras {what} ({first_line(error)})") from None
+
+
+def model_path(path, file_name):
+    """A .keras file given as itself, as a run folder, or as a run's model/ folder."""
+    for candidate in (os.path.join(path, "model", file_name), os.path.join(path, file_name)):
+        if os.path.isdir(path) and os.path.isfile(candidate):
+            return candidate
+    return path
+
+
+def run_folder(path):
+    """The run folder of a model given as a .keras file, a model/ folder or the run folder."""
+    path = os.path.abspath(path)
+    if os.path.isdir(os.path.join(path, "model")):
+        return path
+    if os.path.isdir(path):  # a model/ folder
+        return os.path.dirname(path)
+    parent = os.path.dirname(path)  # a .keras file: <run>/model/<file>.keras, or anywhere
+    return os.path.dirname(parent) if os.path.basename(parent) == "model" else parent
+
+
+def load_generator(path):
+    """A saved InfoGAN generator (file, run folder or model folder): (B, 74) -> (B, 28, 28, 1)."""
+    path = model_path(path, GENERATOR_FILE)
+    generator = load_keras_model(path, "generator")
+    shapes = (tuple(generator.input_shape[1:]), tuple(generator.output_shape[1:]))
+    if shapes != ((LATENT_DIM,), IMAGE_SHAPE):
+        raise UserError(
+            f"{path}: model maps {generator.input_shape} -> {generator.output_shape}, expected an "
+            f"InfoGAN generator (None, {LATENT_DIM}) -> (None, 28, 28, 1)"
+        )
+    return generator
+
+
+def load_discriminator(path):
+    """A saved InfoGAN discriminator with its D and Q heads: image -> four outputs."""
+    path = model_path(path, DISCRIMINATOR_FILE)
+    discriminator = load_keras_model(path, "discriminator")
+    shapes = discriminator.output_shape
+    outputs = [tuple(s[1:]) for s in shapes] if isinstance(shapes, list) else [tuple(shapes[1:])]
+    expected = [(1,), (CATEGORICAL_DIM,), (CONTINUOUS_DIM,), (CONTINUOUS_DIM,)]
+    if tuple(discriminator.input_shape[1:]) != IMAGE_SHAPE or outputs != expected:
+        raise UserError(
+            f"{path}: model maps {discriminator.input_shape} -> {discriminator.output_shape}, "
+            f"expected an InfoGAN discriminator (None, 28, 28, 1) -> d_logit, categorical "
+            f"logits (10), continuous mean (2) and log-std (2)"
+        )
+    return discriminator
+
+
+def ensure_writable(folder):
+    """Create `folder` and prove a file can be written there; else a UserError naming it."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        # The longest name the run writes, so a path too long fails here and not after an epoch.
+        probe = os.path.join(folder, ".write-probe-ckpt-9999.data-00000-of-00001.tmp")
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise UserError(
+            f"{folder}: cannot write there ({error.strerror or first_line(error)}); choose "
+            f"another --out"
+        ) from None
+
+
+def check_free_space(folder, needed_bytes, what):
+    """A UserError when `folder`'s disk has less than `needed_bytes` free."""
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise UserError(
+            f"{folder}: {free / 1e6:.0f} MB free, {what} needs about {needed_bytes / 1e6:.0f} MB; "
+            f"free some space and rerun the same command to continue"
+        )
+
+
+def remove_temporaries(paths):
+    """Delete what interrupted writes left in a run folder: atomic_path's temporaries, and
+    TensorFlow's temporary checkpoint files and folders. Returns what was removed."""
+    patterns = [os.path.join(folder, ".*.tmp*") for folder in (*paths.folders(), paths.out)]
+    patterns += [os.path.join(paths.checkpoints, name)
+                 for name in ("*_temp", "*.tmp*", "checkpoint.tmp*", ".partial-*")]  # fmt: skip
+    removed = []
+    for path in sorted({p for pattern in patterns for p in glob.glob(pattern)}):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+        removed.append(path)
+    return removed
+
+
+class RunLock:
+    """Exclusive use of a run folder by one process, held as an OS file lock: it ends with the
+    process, so a killed run never leaves a lock that blocks the next one."""
+
+    def __init__(self, path):
+        self.path, self.handle = path, None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; a second run is not detected there
+            return self
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            folder = os.path.dirname(self.path) or "."
+            raise UserError(
+                f"{folder}: {holder} is training in this folder; wait for it to finish, stop it, "
+                f"or use another --out"
+            ) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.handle.write(f"infogan.py (pid {os.getpid()} on {socket.gethostname()}, "
+                          f"started {started})")  # fmt: skip
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            self.handle.close()  # releases the lock; the file stays, harmless
+
+
+def image_grid(images, rows, columns, pad=2):
+    """Images (rows * columns, 28, 28[, 1]) in [-1, 1] -> one uint8 grid (H, W), row-major."""
+    images = np.asarray(images).reshape(rows * columns, *np.asarray(images).shape[1:3])
+    height, width = images.shape[1:3]
+    pixels = np.clip((images + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad), 255, np.uint8)
+    for index, image in enumerate(pixels):
+        row, column = divmod(index, columns)
+        top, left = pad + row * (height + pad), pad + column * (width + pad)
+        grid[top : top + height, left : left + width] = image
+    return grid

@@ -23,18 +23,23 @@ def test_flop_count_follows_the_layer_shapes():
 
 def test_benchmark_smoke(tmp_path, mnist_file, capsys):
     out = tmp_path / "bench.json"
-    benchmark.main(["--steps", "2", "--windows", "2", "--warmup", "1", "--epoch-steps", "3",
-                    "--batch-sizes", "16", "--precisions", "float32", "mixed_bfloat16",
-                    "--data", mnist_file, "--out", str(out)])  # fmt: skip
+    benchmark.main(["--window", "2", "--rounds", "2", "--batch-size", "16",
+                    "--precisions", "mixed_bfloat16", "--data", mnist_file,
+                    "--out", str(out)])  # fmt: skip
     report = json.load(open(out))
-    assert [r["precision"] for r in report["results"]] == ["float32", "mixed_bfloat16"]
+    assert [r["precision"] for r in report["results"]] == ["mixed_bfloat16"]
+    assert set(report["matmul_gflops"]) == {"float32", "mixed_bfloat16"}
     for result in report["results"]:
-        assert result["batch_size"] == 16 and len(result["step_ms_windows"]) == 2
-        assert result["images_per_second"] > 0 and result["epoch_loop_images_per_second"] > 0
-        ceiling = report["matmul_gflops"][result["precision"]]
-        assert ceiling > 0
-        assert result["utilization"] == result["achieved_gflops"] / ceiling
-        fp32_ceiling = report["matmul_gflops"]["float32"]
-        assert result["utilization_of_fp32_ceiling"] == result["achieved_gflops"] / fp32_ceiling
-    assert report["peak_rss_mb"] > 100
-    assert "utilization" in capsys.readouterr().out
+        assert result["batch_size"] == 16
+        for kind in ("step", "loop"):
+            times = result[kind]
+            assert len(times["ms_windows"]) == 2 and times["images_per_second"] > 0
+            assert times["ms_min"] <= times["ms_median"] <= times["ms_max"]
+            ceiling = report["matmul_gflops"][result["precision"]]
+            achieved = result[f"achieved_gflops_{kind}"]
+            assert result[f"utilization_{kind}"] == achieved / ceiling
+            fp32 = report["matmul_gflops"]["float32"]
+            assert result[f"utilization_{kind}_of_fp32_ceiling"] == achieved / fp32
+        assert result["loop_over_step"] == result["loop"]["ms_median"] / result["step"]["ms_median"]
+    assert report["peak_rss_mb"] > 100 and report["command"].startswith("python benchmark.py")
+    assert "loop / step" in capsys.readouterr().out

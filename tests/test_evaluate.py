@@ -6,7 +6,7 @@ import pytest
 
 import evaluate
 import multiseed
-from utils import cluster_accuracy
+from evaluate import cluster_accuracy
 
 
 def test_permuted_labelling_scores_perfectly():
@@ -51,56 +51,62 @@ def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
     assert evaluate.frechet_distance(features, shifted) == pytest.approx(16.0, rel=1e-6)
 
 
-def sheared_bar(shear, width=2, value=1.0):
-    image = np.zeros((28, 28))
-    for row in range(4, 24):
-        center = 14 + shear * (14 - row)  # rows count downwards: a positive shear leans right
-        left = int(round(center - width / 2))
-        image[row, left : left + width] = value
-    return image
-
-
-def test_moment_slant_has_the_right_sign_and_order():
-    shears = [-0.4, -0.2, 0.0, 0.2, 0.4]
-    slants = evaluate.image_measures(np.stack([sheared_bar(s) for s in shears]))["slant"]
-    assert slants[2] == pytest.approx(0.0, abs=1e-6)
-    assert list(np.argsort(slants)) == [0, 1, 2, 3, 4]
-    np.testing.assert_allclose(slants, shears, atol=0.03)
-
-
-def test_width_ignores_slant_and_ink_grows_with_thickness():
-    thin, thick = sheared_bar(0.0, width=2), sheared_bar(0.0, width=5)
-    leaning = sheared_bar(0.4, width=2)
-    measures = evaluate.image_measures(np.stack([thin, thick, leaning]))
-    assert measures["width"][1] > measures["width"][0]
-    assert measures["width"][2] == pytest.approx(measures["width"][0], rel=0.15)
-    assert measures["ink"][1] > measures["ink"][0]
-
-
-def test_evaluate_end_to_end_on_a_tiny_model(trained_run, mnist_file, tmp_path):
+def test_evaluate_end_to_end_on_a_tiny_model(trained_run, tmp_path, monkeypatch):
     out = tmp_path / "report"
-    classifier = str(tmp_path / "classifier.keras")
-    argv = ["--model-dir", os.path.join(trained_run, "model"), "--out", str(out), "--data",
-            mnist_file, "--classifier", classifier, "--classifier-epochs", "1",
-            "--per-code", "20", "--samples", "200"]  # fmt: skip
+    classifiers = tmp_path / "classifiers"
+    argv = ["--model-dir", trained_run, "--out", str(out), "--classifier-epochs", "1",
+            "--per-code", "20", "--sweep-rows", "3"]  # fmt: skip
+    monkeypatch.setattr(evaluate, "CLASSIFIERS", str(classifiers))
     evaluate.main(argv)
     report = json.load(open(out / "evaluation.json"))
     categorical, generated = report["categorical"], report["generated"]
+    assert report["dataset"] == "mnist"  # from the run's config.json
     assert categorical["test_images"] == 200
     assert 0 <= categorical["hungarian_accuracy"] <= 1
     assert categorical["purity"] >= categorical["hungarian_accuracy"]
     assert np.array(categorical["confusion"]).sum() == 200
-    assert sorted(categorical["code_to_digit"].values()) == list(range(10))
+    assert sorted(categorical["code_to_class"].values()) == list(range(10))
     assert generated["images"] == 200 and 1 <= generated["inception_score"] <= 10
-    assert generated["frechet_distance"] >= 0 and generated["frechet_distance_train_vs_test"] >= 0
-    for key in ("continuous_generated", "continuous_q_on_test"):
-        assert set(report[key]) == {"c1", "c2"}
-        for row in report[key].values():
-            assert set(row) == {"slant", "width", "ink"} and all(-1 <= v <= 1 for v in row.values())
+    assert generated["frechet_distance"] >= 0 and generated["frechet_distance_train_vs_test"] > 0
+    sweeps = report["sweeps"]
+    assert sweeps["rows"] == 30 and len(sweeps["values"]) == 9
+    for code in ("c1", "c2"):
+        assert set(sweeps[code]) == {*evaluate.MEASURES, "sweep_purity"}
+        for measure in evaluate.MEASURES:
+            assert 0 <= sweeps[code][measure]["clean_rows"] <= 1
+    roles = report["code_roles"]
+    assert {roles["rotation_code"], roles["style_code"]} == {"c1", "c2"}
+    assert roles["style_measure"] in ("width", "thickness")
     assert (out / "evaluation.md").read_text().count("|") > 20
     assert (out / "confusion_matrix.png").stat().st_size > 1000
-    assert os.path.exists(classifier)  # trained once, then reused
-    evaluate.main(argv)
+    assert [p.name for p in classifiers.iterdir()] == [
+        os.path.basename(report["classifier"]["path"])
+    ]  # trained once for this data set, then reused
+    evaluate.main([*argv, "--classifier", report["classifier"]["path"]])
+
+
+def test_code_roles_name_the_rotation_code_and_the_other_style():
+    def code(slant, width, thickness):
+        return {"slant": {"clean_rows": slant}, "width": {"clean_rows": width},
+                "thickness": {"clean_rows": thickness}, "sweep_purity": 0.99}  # fmt: skip
+
+    roles = evaluate.code_roles({"c1": code(0.1, 0.3, 0.92), "c2": code(0.97, 0.2, 0.1)})
+    assert (roles["rotation_code"], roles["rotation_clean_rows"]) == ("c2", 0.97)
+    assert (roles["style_code"], roles["style_measure"], roles["style_clean_rows"]) == (
+        "c1", "thickness", 0.92)  # fmt: skip
+    assert roles["style_code_slant_clean_rows"] == 0.1
+
+
+def test_classifiers_are_cached_per_data_set_content():
+    from conftest import FASHION_SMALL, MNIST_SMALL
+
+    from utils import read_data
+
+    mnist, fashion = read_data(MNIST_SMALL), read_data(FASHION_SMALL)
+    a = evaluate.classifier_path("mnist", mnist[0], mnist[1])
+    assert a == evaluate.classifier_path("mnist", mnist[0].copy(), mnist[1].copy())
+    assert a != evaluate.classifier_path("mnist", mnist[0][:-1], mnist[1][:-1])
+    assert "fashion_mnist_" in evaluate.classifier_path("fashion_mnist", fashion[0], fashion[1])
 
 
 def test_evaluate_without_models_is_a_clear_error(tmp_path):

@@ -1,7 +1,20 @@
 import numpy as np
+import tensorflow_probability as tfp
 
-from model import CATEGORICAL_DIM, CATEGORICAL_SLICE, CONTINUOUS_SLICE, NOISE_SLICE
-from utils import category_grid_latent, join_latent, latent_sweep, sample_latent
+from utils import (
+    CATEGORICAL_DIM,
+    CATEGORICAL_SLICE,
+    CONTINUOUS_SLICE,
+    NOISE_SLICE,
+    category_grid_latent,
+    join_latent,
+    latent_priors,
+    latent_sweep,
+    latent_vectors,
+    sample_latent,
+    step_seeds,
+    sweep_latents,
+)
 
 
 def test_sample_latent_layout_and_ranges():
@@ -56,3 +69,42 @@ def test_latent_sweep_varies_one_code_with_noise_fixed_along_rows():
                 latent[row, :, NOISE_SLICE], np.repeat(latent[row, :1, NOISE_SLICE], 7, 0)
             )
         assert not np.array_equal(latent[0, 0, NOISE_SLICE], latent[1, 0, NOISE_SLICE])
+
+
+def test_priors_are_tfp_distributions_and_sample_latent_draws_from_them():
+    tfd = tfp.distributions
+    priors = latent_priors()
+    assert isinstance(priors["categorical"], tfd.OneHotCategorical)
+    assert isinstance(priors["uniform"], tfd.Uniform)
+    categorical_seed, continuous_seed, noise_seed = tfp.random.split_seed([3, 4], n=3)
+    expected = (
+        priors["categorical"].sample(64, seed=categorical_seed),
+        priors["uniform"].sample([64, 2], seed=continuous_seed),
+        priors["uniform"].sample([64, 62], seed=noise_seed),
+    )
+    for ours, theirs in zip(sample_latent(64, [3, 4]), expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def test_step_seeds_depend_on_seed_and_epoch_only():
+    first = step_seeds(0, 3, 10)
+    assert first.shape == (10, 2) and first.dtype == np.int32
+    np.testing.assert_array_equal(first, step_seeds(0, 3, 10))
+    np.testing.assert_array_equal(first[:4], step_seeds(0, 3, 4))  # a prefix of the epoch's
+    assert not np.array_equal(first, step_seeds(0, 4, 10))
+    assert not np.array_equal(first, step_seeds(1, 3, 10))
+    assert len({tuple(seed) for seed in first}) == 10
+
+
+def test_sweep_rows_hold_category_noise_and_other_code_fixed():
+    rng = np.random.default_rng(0)
+    categories, noise, other = np.array([4, 7, 7]), rng.uniform(-1, 1, (3, 62)), [0.5, -0.2, 0.9]
+    values = np.linspace(-1, 1, 5)
+    latent = sweep_latents(1, values, categories, noise, other).reshape(3, 5, 74)
+    for row in range(3):
+        np.testing.assert_array_equal(latent[row, :, CATEGORICAL_SLICE].argmax(-1), categories[row])
+        np.testing.assert_allclose(latent[row, :, CONTINUOUS_SLICE][:, 1], values)
+        np.testing.assert_allclose(latent[row, :, CONTINUOUS_SLICE][:, 0], other[row])
+        np.testing.assert_allclose(latent[row, :, NOISE_SLICE], np.tile(noise[row], (5, 1)))
+    one = latent_vectors([2], [[0.1, 0.2]], noise[:1])
+    assert one.shape == (1, 74) and one[0, 2] == 1 and one[0, :10].sum() == 1

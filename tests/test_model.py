@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 import model
-from model import CATEGORICAL_DIM, CONTINUOUS_DIM, LATENT_DIM, NOISE_DIM
+import utils
+from utils import CATEGORICAL_DIM, CONTINUOUS_DIM, LATENT_DIM, NOISE_DIM
 
 
 def dense(fan_in, units, bias=True):
@@ -21,7 +22,7 @@ def bn(units):
 def test_latent_layout_constants():
     assert LATENT_DIM == 74 and (CATEGORICAL_DIM, CONTINUOUS_DIM, NOISE_DIM) == (10, 2, 62)
     covered = np.zeros(LATENT_DIM, int)
-    for part in (model.CATEGORICAL_SLICE, model.CONTINUOUS_SLICE, model.NOISE_SLICE):
+    for part in (utils.CATEGORICAL_SLICE, utils.CONTINUOUS_SLICE, utils.NOISE_SLICE):
         covered[part] += 1
     assert (covered == 1).all()
 
@@ -85,22 +86,14 @@ def test_keras_round_trip_gives_identical_outputs(tmp_path, build):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_noise_scale_scales_only_the_noise_and_survives_saving(tmp_path):
+def test_synchronized_batch_norm_is_an_option_that_survives_saving(tmp_path):
     import keras
 
-    scaled = model.build_generator(noise_scale=0.1)
-    plain = model.build_generator()
-    plain.set_weights(scaled.get_weights())  # same layers apart from the weightless ScaleNoise
-    latent = np.random.default_rng(0).uniform(-1, 1, (4, LATENT_DIM)).astype(np.float32)
-    shrunk = latent.copy()
-    shrunk[:, model.NOISE_SLICE] *= 0.1
-    expected = np.asarray(plain(shrunk, training=False))
-    np.testing.assert_allclose(np.asarray(scaled(latent, training=False)), expected, atol=1e-6)
-    assert not np.allclose(np.asarray(plain(latent, training=False)), expected, atol=1e-3)
-
-    scaled.save(tmp_path / "g.keras")
-    loaded = keras.models.load_model(tmp_path / "g.keras")
-    assert loaded.get_layer("g_scale_noise").scale == 0.1
-    np.testing.assert_array_equal(
-        np.asarray(loaded(latent, training=False)), np.asarray(scaled(latent, training=False))
-    )
+    for build in (model.build_generator, model.build_discriminator):
+        plain, synced = build(), build(synchronized_bn=True)
+        norms = [layer for layer in synced.layers if "bn" in layer.name]
+        assert norms and all(layer.synchronized for layer in norms)
+        assert not any(layer.synchronized for layer in plain.layers if "bn" in layer.name)
+        synced.save(tmp_path / "m.keras")
+        loaded = keras.models.load_model(tmp_path / "m.keras")
+        assert all(loaded.get_layer(layer.name).synchronized for layer in norms)

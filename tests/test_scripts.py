@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ from PIL import Image
 
 import generate_gif
 import generate_sample_latent
+from utils import GENERATOR_FILE
 
 
 def test_sweep_script_writes_both_grids(trained_run, tmp_path):
@@ -19,13 +21,30 @@ def test_sweep_script_writes_both_grids(trained_run, tmp_path):
     assert sorted(os.listdir(out)) == ["generated_vary_c1.png", "generated_vary_c2.png"]
 
 
+def test_generate_scripts_take_a_run_folder_and_write_into_it(trained_run, tmp_path):
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints"))
+    generate_sample_latent.main(["--model", run, "--columns", "3"])
+    figures = os.path.join(run, "figures")
+    assert os.path.exists(os.path.join(figures, "generated_vary_c2.png"))
+    generate_gif.main(["--figures", figures])
+    assert Image.open(os.path.join(run, "gif", "train_result.gif")).n_frames == 2
+
+
 @pytest.mark.parametrize(
     "content, message",
-    [(None, "no such generator file"), (b"not a zip", "not a loadable .keras generator")],
+    [
+        (None, "no such generator file"),
+        (b"not a zip", "not a .keras archive"),
+        ("truncated", "not a .keras archive"),
+    ],
 )
 def test_sweep_script_rejects_missing_or_broken_models(tmp_path, content, message):
     path = tmp_path / "generator.keras"
-    if content is not None:
+    if content == "truncated":
+        committed = os.path.join(os.path.dirname(__file__), "..", "model", GENERATOR_FILE)
+        path.write_bytes(open(committed, "rb").read()[:100_000])
+    elif content is not None:
         path.write_bytes(content)
     with pytest.raises(SystemExit) as exit_info:
         generate_sample_latent.main(["--model", str(path), "--out", str(tmp_path / "out")])
@@ -39,9 +58,17 @@ def test_sweep_script_rejects_a_model_of_another_shape(trained_run, tmp_path):
         generate_sample_latent.main(["--model", discriminator, "--out", str(tmp_path)])
 
 
-def test_sweep_script_rejects_a_bad_range(trained_run):
-    with pytest.raises(SystemExit, match="--low .* must be below --high"):
-        generate_sample_latent.main(["--low", "2", "--high", "-2"])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--low", "2", "--high", "-2"], "--low .* must be below --high"),
+        (["--low", "nan"], "must be finite numbers"),
+        (["--columns", "1"], "--columns must be in 2..50"),
+    ],
+)
+def test_sweep_script_rejects_bad_options(flags, message):
+    with pytest.raises(SystemExit, match=message):
+        generate_sample_latent.main(flags)
 
 
 def write_frame(folder, epoch, shade):
@@ -72,6 +99,18 @@ def test_gif_without_frames_is_a_clear_error(tmp_path):
         generate_gif.main(["--figures", str(tmp_path), "--out", str(tmp_path / "a.gif")])
     assert "no image_generated_epoch_<N>.png frames" in str(exit_info.value.code)
     assert not (tmp_path / "a.gif").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [(["--duration", "nan"], "must be numbers > 0"), (["--last-hold", "0"], "must be numbers > 0")],
+)
+def test_gif_rejects_bad_options_and_a_folder_as_output(tmp_path, flags, message):
+    write_frame(tmp_path, 1, 50)
+    with pytest.raises(SystemExit, match=message):
+        generate_gif.main(["--figures", str(tmp_path), *flags])
+    with pytest.raises(SystemExit, match="is a folder"):
+        generate_gif.main(["--figures", str(tmp_path), "--out", str(tmp_path)])
 
 
 def test_gif_from_a_real_run(trained_run, tmp_path):

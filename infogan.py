@@ -170,6 +170,7 @@ from utils import (  # noqa: E402
     check_free_space,
     ensure_writable,
     first_line,
+    first_op_notices,
     image_grid,
     join_latent,
     load_dataset,
@@ -331,8 +332,9 @@ def make_strategy(name):
     """The tf.distribute strategy of --strategy; "one" is TF's default (one device)."""
     if name == "one":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+    if name == "mirrored":  # every local GPU; without one, every logical CPU device
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     try:
         cluster = json.loads(os.environ["TF_CONFIG"])
         cluster["cluster"]["worker"], cluster["task"]["type"], cluster["task"]["index"]
@@ -498,7 +500,7 @@ def restore_newest(checkpoint, folder):
         prefix = os.path.join(folder, f"ckpt-{number}")
         try:
             checkpoint.read(prefix).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as error:
+        except Exception as error:  # TF raises many kinds for a damaged file (IndexError too)
             failures.append(f"{prefix} cannot be read ({first_line(error)})")
             continue
         if failures:
@@ -765,23 +767,29 @@ def plot_losses(step_frame, epoch_frame, path):
 
 def train(config):
     strategy = make_strategy(config.strategy)  # first: it fixes the devices TF then uses
-    chief = is_chief(strategy)
-    # Only the chief writes the run folder; other workers checkpoint into a scratch folder.
-    paths = RunPaths(config.out if chief else tempfile.mkdtemp(prefix="infogan-worker-"))
+    first_op_notices()
+    paths = RunPaths(config.out)
+    if not is_chief(strategy):
+        # Other workers restore from the chief's checkpoints (shared storage) and write theirs,
+        # which checkpointing under MultiWorkerMirroredStrategy needs, to a scratch folder.
+        scratch = tempfile.mkdtemp(prefix="infogan-worker-")
+        try:
+            return train_in(config, strategy, paths, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     for folder in paths.folders():
         ensure_writable(folder)
     with RunLock(paths.lock):
         removed = remove_temporaries(paths)
         if removed:
             print(f"{paths.out}: removed {len(removed)} leftovers of an interrupted write")
-        try:
-            train_in(config, strategy, chief, paths)
-        finally:
-            if not chief:
-                shutil.rmtree(paths.out, ignore_errors=True)
+        train_in(config, strategy, paths, paths.checkpoints)
 
 
-def train_in(config, strategy, chief, paths):
+def train_in(config, strategy, paths, checkpoints):
+    """Train in the run folder `paths` (written by the chief only), checkpointing into
+    `checkpoints` (the run's own on the chief, a scratch folder on the other workers)."""
+    chief = checkpoints == paths.checkpoints
     data = load_dataset(config.dataset, config.data or None)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -813,7 +821,7 @@ def train_in(config, strategy, chief, paths):
     )
     clock = Clock((config.epochs - done) * steps, config.batch_size)
     for epoch in range(done + 1, config.epochs + 1):
-        check_free_space(paths.checkpoints, needed, "an epoch's checkpoint and models")
+        check_free_space(checkpoints, needed, "an epoch's checkpoint and models")
         started = time.perf_counter()
         rows = train_epoch(training, x_train, config, epoch, clock, writer)
         loop_seconds = time.perf_counter() - started
@@ -823,7 +831,7 @@ def train_in(config, strategy, chief, paths):
                 grid_latent,
             )  # fmt: skip
         training.epoch.assign(epoch)
-        write_checkpoint(training.checkpoint, paths.checkpoints, epoch, config.keep_checkpoints)
+        write_checkpoint(training.checkpoint, checkpoints, epoch, config.keep_checkpoints)
         if not chief:
             continue
         summary.update(

@@ -54,24 +54,16 @@ START_UP_NOTICES = ("cudart_stub.cc", "cuda_platform.cc", "cuInit", "cpu_feature
                     "before absl::InitializeLog", "oneDNN supports DT_INT64")  # fmt: skip
 
 
-def import_tensorflow():
-    """`import tensorflow`, with its start-up notices filtered out of stderr (they are written
-    by C++ code past Python's reach, hence the file-descriptor swap); anything else it prints
-    is passed through."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextlib.contextmanager
+def filtered_stderr():
+    """Drop START_UP_NOTICES from what the block writes to stderr and pass the rest on. They are
+    written by TensorFlow's C++ code, past Python's reach, hence the file-descriptor swap."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the CUDA probe runs here
-            # TFP's one-hot sampler transposes int64 indices, for which oneDNN logs an error line
-            # (harmless: it uses its Eigen kernel); logged once per process, so here.
-            tf.transpose(tf.zeros([1, 2], tf.int64))
+            yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -79,7 +71,28 @@ def import_tensorflow():
             for line in capture.read().decode(errors="replace").splitlines(keepends=True):
                 if not any(notice in line for notice in START_UP_NOTICES):
                     sys.stderr.write(line)
+
+
+def import_tensorflow():
+    """`import tensorflow` without its start-up notices. It leaves TF's devices uninitialized,
+    so logical devices and tf.distribute's collectives can still be set up after it."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with filtered_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe runs here
     return tf
+
+
+def first_op_notices():
+    """Run, quietly, the op that makes oneDNN log an error line once per process: TFP's one-hot
+    sampler transposes int64 indices, which oneDNN leaves to Eigen (harmless). Call after the
+    devices are set up."""
+    tf = import_tensorflow()
+    with filtered_stderr():
+        tf.transpose(tf.zeros([1, 2], tf.int64))
 
 
 def cpu_has_bf16_matmul(cpuinfo="/proc/cpuinfo"):

@@ -1,17 +1,19 @@
 """Train and evaluate several seeds with the same options, and tabulate them.
 
-    python multiseed.py --data ~/mnist.npz                    # seeds 0 1 2, default options
-    python multiseed.py --seeds 3 4 --runs runs/more -- --epochs 20  # after --: infogan.py options
+    python multiseed.py --data ~/mnist.npz                    # seeds 0-4, our recipe
+    python multiseed.py --seeds 0 1 2 --dataset fashion_mnist --no-targets \
+        --table figures/fashion_mnist/multiseed
+    python multiseed.py --skip-training --runs runs/final --readme README.md   # re-table only
+    python multiseed.py --seeds 5 --runs runs/paper -- --preset paper   # after --: infogan.py
 
-Each seed trains in its own folder <runs>/seed_<N> with `python infogan.py --seed N --out ...`,
-which resumes an interrupted run and skips a finished one, so rerunning this command continues
-where it stopped and never overwrites a finished run. Each run is then evaluated with
-`python evaluate.py` into its figures/ folder. The table (a row per seed, then median, worst and
-best) goes to --table as Markdown and JSON.
+Each seed trains in its own folder <runs>/<dataset>_seed<N> with `python infogan.py`, which
+resumes an interrupted run and skips a finished one, so rerunning this command continues where
+it stopped. Each run is then evaluated with `python evaluate.py` into its figures/ folder. The
+table (a row per seed, then median, worst and best, and the targets met or not) goes to --table
+as Markdown and JSON, and with --readme into the README between the table's two markers.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -19,90 +21,129 @@ import sys
 
 import pandas as pd
 
-from utils import UserError, atomic_path
+from utils import UserError, read_json, write_json, write_text
 
-# column: (where in evaluation.json, True if higher is better)
+# column: (label, format, True if higher is better), read by row_for
 COLUMNS = {
-    "test_accuracy": (("categorical", "hungarian_accuracy"), True),
-    "purity": (("categorical", "purity"), True),
-    "nmi": (("categorical", "nmi"), True),
-    "ari": (("categorical", "ari"), True),
-    "generated_purity": (("generated", "purity_hungarian"), True),
-    "inception_score": (("generated", "inception_score"), True),
-    "frechet_distance": (("generated", "frechet_distance"), False),
+    "test_accuracy": ("test acc", "{:.4f}", True),
+    "accuracy_epoch_3": ("acc. epoch 3", "{:.4f}", True),
+    "nmi": ("NMI", "{:.3f}", True),
+    "generated_purity": ("gen. purity", "{:.4f}", True),
+    "frechet_distance": ("FD", "{:.2f}", False),
+    "fd_over_floor": ("FD / floor", "{:.2f}", False),
+    "rotation_clean_rows": ("rotation code: clean slant rows", "{:.1%}", True),
+    "style_clean_rows": ("other code: clean style rows", "{:.1%}", True),
+    "style_code_slant_clean_rows": ("other code: clean slant rows", "{:.1%}", False),
+    "sweep_purity": ("sweep purity", "{:.4f}", True),
 }
-
-
-def continuous_summary(report):
-    """The code that follows slant best, and how well the other follows width or ink."""
-    table = report["continuous_generated"]
-    slant_code = max(table, key=lambda code: abs(table[code]["slant"]))
-    other = next(code for code in table if code != slant_code)
-    shape = max(("width", "ink"), key=lambda name: abs(table[other][name]))
-    return {
-        "slant_code": slant_code,
-        "slant_rho": table[slant_code]["slant"],
-        "other_code": other,
-        "other_measure": shape,
-        "other_rho": table[other][shape],
-    }
+# target: (column, which summary row it is judged on, bound, at least (True) or at most)
+TARGETS = {
+    "test accuracy >= 0.97 in every seed": ("test_accuracy", "worst", 0.97, True),
+    "test accuracy median >= 0.98": ("test_accuracy", "median", 0.98, True),
+    "accuracy >= 0.95 by epoch 3 (median)": ("accuracy_epoch_3", "median", 0.95, True),
+    "a rotation code with >= 95 % clean rows in every seed": (
+        "rotation_clean_rows", "worst", 0.95, True),
+    "the other code a width or thickness code with >= 90 % clean rows in every seed": (
+        "style_clean_rows", "worst", 0.90, True),
+    "the other code not a second rotation code (< 50 % clean slant rows) in every seed": (
+        "style_code_slant_clean_rows", "worst", 0.50, False),
+    "the sweeps keep the class (sweep purity >= 0.99) in every seed": (
+        "sweep_purity", "worst", 0.99, True),
+    "FD at most 2.5x the train-vs-test floor (median)": ("fd_over_floor", "median", 2.5, False),
+    "generated purity >= 0.99 in every seed": ("generated_purity", "worst", 0.99, True),
+}  # fmt: skip
 
 
 def row_for(seed, run_dir):
-    with open(os.path.join(run_dir, "figures", "evaluation.json")) as handle:
-        report = json.load(handle)
-    epochs = pd.read_csv(os.path.join(run_dir, "figures", "losses_per_epoch.csv"))
-    row = {"seed": seed, "epochs": int(epochs["epoch"].max())}
-    row["train_minutes"] = float(epochs["seconds"].sum() / 60)
-    for column, ((section, key), _) in COLUMNS.items():
-        row[column] = report[section][key]
-    row["fd_train_vs_test"] = report["generated"]["frechet_distance_train_vs_test"]
-    row.update(continuous_summary(report))
-    return row
+    """One seed's numbers from its evaluation.json and per-epoch CSV."""
+    figures = os.path.join(run_dir, "figures")
+    report = read_json(os.path.join(figures, "evaluation.json"), "evaluation")
+    epochs = pd.read_csv(os.path.join(figures, "losses_per_epoch.csv"))
+    accuracy = epochs.set_index("epoch")["test_accuracy"]
+    roles = report["code_roles"]
+    return {
+        "seed": seed,
+        "epochs": int(epochs["epoch"].max()),
+        "test_accuracy": report["categorical"]["hungarian_accuracy"],
+        "accuracy_epoch_3": float(accuracy.get(3, float("nan"))),
+        "first_epoch_at_0.95": int(accuracy[accuracy >= 0.95].index.min())
+        if (accuracy >= 0.95).any()
+        else None,
+        "nmi": report["categorical"]["nmi"],
+        "ari": report["categorical"]["ari"],
+        "generated_purity": report["generated"]["purity_hungarian"],
+        "inception_score": report["generated"]["inception_score"],
+        "frechet_distance": report["generated"]["frechet_distance"],
+        "fd_floor": report["generated"]["frechet_distance_train_vs_test"],
+        "fd_over_floor": report["generated"]["frechet_distance_over_floor"],
+        **{key: roles[key] for key in roles},
+        "train_minutes": float(epochs["epoch_seconds"].sum() / 60),
+        "peak_rss_mb": float(epochs["peak_rss_mb"].max()),
+    }
 
 
 def summary_rows(rows):
-    numeric = [*COLUMNS, "abs_slant_rho", "abs_other_rho"]
-    for row in rows:
-        row["abs_slant_rho"], row["abs_other_rho"] = abs(row["slant_rho"]), abs(row["other_rho"])
-    higher_better = {c: COLUMNS[c][1] if c in COLUMNS else True for c in numeric}
     summary = []
     for label in ("median", "worst", "best"):
         entry = {"seed": label}
-        for column in numeric:
+        for column, (_, _, higher_better) in COLUMNS.items():
             values = [row[column] for row in rows]
             if label == "median":
                 entry[column] = statistics.median(values)
             else:
-                pick_max = (label == "best") == higher_better[column]
+                pick_max = (label == "best") == higher_better
                 entry[column] = max(values) if pick_max else min(values)
         summary.append(entry)
     return summary
 
 
-def markdown(rows, summary):
-    header = (
-        "| seed | test acc | purity | NMI | ARI | gen. purity | IS | FD (floor) "
-        "| slant code, rho | other code, measure, rho | minutes |"
-    )
-    lines = [header, "|" + "---|" * 11]
-    for r in rows:
-        lines.append(
-            f"| {r['seed']} | {r['test_accuracy']:.4f} | {r['purity']:.4f} | {r['nmi']:.4f} "
-            f"| {r['ari']:.4f} | {r['generated_purity']:.4f} | {r['inception_score']:.2f} "
-            f"| {r['frechet_distance']:.2f} ({r['fd_train_vs_test']:.2f}) "
-            f"| {r['slant_code']} {r['slant_rho']:+.3f} "
-            f"| {r['other_code']} {r['other_measure']} {r['other_rho']:+.3f} "
-            f"| {r['train_minutes']:.1f} |"
-        )
-    for s in summary:
-        lines.append(
-            f"| **{s['seed']}** | {s['test_accuracy']:.4f} | {s['purity']:.4f} | {s['nmi']:.4f} "
-            f"| {s['ari']:.4f} | {s['generated_purity']:.4f} | {s['inception_score']:.2f} "
-            f"| {s['frechet_distance']:.2f} | abs {s['abs_slant_rho']:.3f} "
-            f"| abs {s['abs_other_rho']:.3f} | |"
-        )
+def targets(summary):
+    """{target: (value, met)} from the summary rows."""
+    by_label = {entry["seed"]: entry for entry in summary}
+    result = {}
+    for name, (column, label, bound, at_least) in TARGETS.items():
+        value = by_label[label][column]
+        result[name] = {"value": value, "met": value >= bound if at_least else value <= bound}
+    return result
+
+
+def markdown(table):
+    rows, summary = table["runs"], table["summary"]
+    lines = [
+        "| seed | " + " | ".join(label for label, _, _ in COLUMNS.values()) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for row in [*rows, *summary]:
+        seed = row["seed"] if isinstance(row["seed"], int) else f"**{row['seed']}**"
+        if isinstance(row["seed"], int):
+            seed = (
+                f"{seed} ({row['rotation_code']} rot., {row['style_code']} {row['style_measure']})"
+            )
+        cells = [fmt.format(row[column]) for column, (_, fmt, _) in COLUMNS.items()]
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    if table.get("targets"):
+        lines += ["", "| target | value | met |", "|---|---|---|"]
+        for name, result in table["targets"].items():
+            column = TARGETS[name][0]
+            value = COLUMNS[column][1].format(result["value"])
+            lines.append(f"| {name} | {value} | {'yes' if result['met'] else '**no**'} |")
     return "\n".join(lines) + "\n"
+
+
+def markers(table_markdown):
+    """The README's markers around the rendered copy of a table file."""
+    return f"<!-- table {table_markdown} -->", f"<!-- end of table {table_markdown} -->"
+
+
+def render_into(readme, table_markdown, text):
+    """Replace the block between the markers of `table_markdown` in `readme` with `text`."""
+    start, end = markers(table_markdown)
+    content = open(readme).read()
+    if start not in content or end not in content:
+        raise UserError(f"{readme}: no {start} ... {end} markers to render the table between")
+    before, rest = content.split(start, 1)
+    after = rest.split(end, 1)[1]
+    write_text(f"{before}{start}\n{text}{end}{after}", readme)
 
 
 def run(command):
@@ -115,11 +156,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--runs", default=os.path.join("runs", "seeds"), help="runs folder")
-    parser.add_argument("--data", default="", help="Keras-layout mnist.npz (as infogan.py)")
+    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
+    parser.add_argument("--data", default="", help="a data file or folder, as infogan.py --data")
     parser.add_argument("--table", default=os.path.join("figures", "multiseed"), help="stem")
     parser.add_argument("--skip-training", action="store_true", help="only evaluate and table")
+    parser.add_argument("--no-targets", action="store_true", help="no targets row (not MNIST)")
+    parser.add_argument("--readme", default="", help="also render the table into this file")
     parser.add_argument("training_options", nargs="*", help="after --: more infogan.py options")
     args = parser.parse_args(argv)
     data = ["--data", args.data] if args.data else []
@@ -127,25 +171,34 @@ def main(argv=None):
     rows = []
     try:
         for seed in args.seeds:
-            run_dir = os.path.join(args.runs, f"seed_{seed}")
+            run_dir = os.path.join(args.runs, f"{args.dataset}_seed{seed}")
             if not args.skip_training:
                 run([sys.executable, os.path.join(here, "infogan.py"), "--seed", str(seed),
-                     "--out", run_dir, "--no-progress", *data, *args.training_options])  # fmt: skip
+                     "--dataset", args.dataset, "--out", run_dir, "--no-progress", *data,
+                     *args.training_options])  # fmt: skip
             report = os.path.join(run_dir, "figures", "evaluation.json")
             model = os.path.join(run_dir, "model", "infogan_model_generator.keras")
             if not os.path.exists(report) or os.path.getmtime(report) < os.path.getmtime(model):
-                run([sys.executable, os.path.join(here, "evaluate.py"), "--model-dir",
-                     os.path.join(run_dir, "model"), "--out", os.path.join(run_dir, "figures"),
+                run([sys.executable, os.path.join(here, "evaluate.py"), "--model-dir", run_dir,
                      *data])  # fmt: skip
             rows.append(row_for(seed, run_dir))
+        summary = summary_rows(rows)
+        config = read_json(os.path.join(args.runs, f"{args.dataset}_seed{args.seeds[0]}",
+                                        "model", "config.json"), "run configuration")  # fmt: skip
+        table = {
+            "runs": rows,
+            "summary": summary,
+            "targets": {} if args.no_targets else targets(summary),
+            "command": "python multiseed.py " + " ".join(argv or sys.argv[1:]),
+            "config": config,
+        }
+        write_json(table, args.table + ".json")
+        write_text(markdown(table), args.table + ".md")
+        if args.readme:
+            render_into(args.readme, args.table + ".md", markdown(table))
     except UserError as error:
         sys.exit(f"error: {error}")
-    summary = summary_rows(rows)
-    with atomic_path(args.table + ".json") as temporary, open(temporary, "w") as handle:
-        json.dump({"runs": rows, "summary": summary}, handle, indent=2)
-    with atomic_path(args.table + ".md") as temporary, open(temporary, "w") as handle:
-        handle.write(markdown(rows, summary))
-    print(markdown(rows, summary))
+    print(markdown(table))
     print(f"wrote {args.table}.md and {args.table}.json")
 
 

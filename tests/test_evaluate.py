@@ -114,25 +114,43 @@ def test_evaluate_without_models_is_a_clear_error(tmp_path):
         evaluate.main(["--model-dir", str(tmp_path), "--out", str(tmp_path / "out")])
 
 
-def test_multiseed_summary_picks_median_worst_best_by_direction():
-    def row(seed, accuracy, fd, slant, width):
-        return {"seed": seed, "test_accuracy": accuracy, "purity": accuracy, "nmi": accuracy,
-                "ari": accuracy, "generated_purity": accuracy, "inception_score": 9.0,
-                "frechet_distance": fd, "slant_rho": slant, "other_rho": width}  # fmt: skip
+def fake_row(seed, accuracy, fd_ratio, rotation):
+    row = {column: 0.995 for column in multiseed.COLUMNS}
+    row.update(seed=seed, test_accuracy=accuracy, fd_over_floor=fd_ratio,
+               rotation_clean_rows=rotation, style_code_slant_clean_rows=0.1,
+               rotation_code="c2", style_code="c1", style_measure="thickness")  # fmt: skip
+    return row
 
-    rows = [row(0, 0.95, 3.0, -0.9, 0.7), row(1, 0.80, 9.0, 0.5, 0.2), row(2, 0.97, 2.0, 0.8, -0.6)]
+
+def test_multiseed_summary_picks_median_worst_best_by_direction_and_judges_targets():
+    rows = [
+        fake_row(0, 0.985, 3.0, 0.97),
+        fake_row(1, 0.96, 2.0, 0.99),
+        fake_row(2, 0.99, 2.4, 0.9),
+    ]
     median, worst, best = multiseed.summary_rows(rows)
     assert (median["test_accuracy"], worst["test_accuracy"], best["test_accuracy"]) == (
-        0.95, 0.80, 0.97)  # fmt: skip
-    assert (worst["frechet_distance"], best["frechet_distance"]) == (9.0, 2.0)  # lower is better
-    assert (worst["abs_slant_rho"], best["abs_slant_rho"]) == (0.5, 0.9)
+        0.985, 0.96, 0.99)  # fmt: skip
+    assert (worst["fd_over_floor"], best["fd_over_floor"]) == (3.0, 2.0)  # lower is better
+    assert worst["style_code_slant_clean_rows"] == 0.1
+    targets = multiseed.targets([median, worst, best])
+    assert not targets["test accuracy >= 0.97 in every seed"]["met"]  # seed 1: 0.96
+    assert targets["test accuracy median >= 0.98"]["met"]
+    assert targets["FD at most 2.5x the train-vs-test floor (median)"]["met"]  # median 2.4
+    assert not targets["a rotation code with >= 95 % clean rows in every seed"]["met"]
 
 
-def test_multiseed_continuous_summary_names_the_slant_code():
-    report = {"continuous_generated": {
-        "c1": {"slant": 0.1, "width": 0.7, "ink": 0.2},
-        "c2": {"slant": -0.85, "width": 0.1, "ink": 0.0}}}  # fmt: skip
-    summary = multiseed.continuous_summary(report)
-    assert (summary["slant_code"], summary["slant_rho"]) == ("c2", -0.85)
-    assert (summary["other_code"], summary["other_measure"], summary["other_rho"]) == (
-        "c1", "width", 0.7)  # fmt: skip
+def test_multiseed_renders_its_table_between_the_readme_markers(tmp_path):
+    rows = [fake_row(0, 0.985, 3.0, 0.97), fake_row(1, 0.96, 2.0, 0.99)]
+    summary = multiseed.summary_rows(rows)
+    table = {"runs": rows, "summary": summary, "targets": multiseed.targets(summary)}
+    text = multiseed.markdown(table)
+    assert "| 1 (c2 rot., c1 thickness) | 0.9600 |" in text and "| **worst** | 0.9600 |" in text
+    assert "| test accuracy >= 0.97 in every seed | 0.9600 | **no** |" in text
+    start, end = multiseed.markers("figures/t.md")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{start}\nold table\n{end}\noutro\n")
+    multiseed.render_into(str(readme), "figures/t.md", text)
+    assert readme.read_text() == f"intro\n{start}\n{text}{end}\noutro\n"
+    with pytest.raises(multiseed.UserError, match="no <!-- table figures/u.md -->"):
+        multiseed.render_into(str(readme), "figures/u.md", text)

@@ -14,6 +14,9 @@ and reports for each the median and the spread (min, max) over --rounds rounds, 
 loop / step, real images/s, the model FLOPs of a step (counted from the layer shapes), the
 achieved GFLOP/s and the utilization against this machine's matmul rate in TensorFlow in the
 same compute dtype and in float32 (the practical ceilings), and the process's peak memory.
+With --epoch-run it also trains one real epoch per precision (`python infogan.py --epochs 1`,
+in a scratch folder) and reports its loop and whole-epoch times and peak memory (and the GPU's
+peak where there is one): with a GPU at hand, this one command makes every GPU figure.
 Compare speeds only side by side on one machine: machines (and one machine over time) differ.
 """
 
@@ -21,8 +24,12 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+
+import pandas as pd
 
 import infogan
 from utils import PRECISIONS, UserError, load_dataset, peak_rss_mb, step_seeds, write_json
@@ -160,6 +167,21 @@ def benchmark_precision(precision, x_train, args):
     }
 
 
+def epoch_run(precision, args):
+    """One real epoch of `python infogan.py` in a scratch folder: its per-epoch CSV row."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                   "infogan.py"), "--epochs", "1", "--out", out, "--precision", precision,
+                   "--batch-size", str(args.batch_size), "--dataset", args.dataset,
+                   "--no-progress"] + (["--data", args.data] if args.data else [])  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise UserError(f"the epoch run failed: {(result.stderr or result.stdout)[-300:]}")
+        row = pd.read_csv(os.path.join(out, "figures", "losses_per_epoch.csv")).iloc[0]
+    keys = ("seconds", "epoch_seconds", "images_per_second", "peak_rss_mb", "peak_gpu_mb")
+    return {key: float(row[key]) for key in keys if key in row}
+
+
 def machine_description():
     cpu = platform.processor() or platform.machine()
     try:
@@ -191,6 +213,7 @@ def main(argv=None):
     )
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
     parser.add_argument("--data", default="", help="a data file or folder, as infogan.py --data")
+    parser.add_argument("--epoch-run", action="store_true", help="also train one real epoch")
     parser.add_argument("--out", default=os.path.join("docs", "benchmark.json"))
     args = parser.parse_args(argv)
     try:
@@ -210,6 +233,8 @@ def main(argv=None):
     except UserError as error:
         sys.exit(f"error: {error}")
     for row in rows:
+        if args.epoch_run:
+            row["epoch_run"] = epoch_run(row["precision"], args)
         for kind in ("step", "loop"):
             achieved = row[f"achieved_gflops_{kind}"]
             row[f"utilization_{kind}"] = achieved / ceilings[row["precision"]]
@@ -247,6 +272,15 @@ def markdown(report):
             f" | {loop['images_per_second']:.0f} | {r['gflop_per_step']:.2f} | "
             f"{r['utilization_loop']:.0%} ({r['utilization_loop_of_fp32_ceiling']:.0%}) |"
         )
+    for r in report["results"]:
+        if "epoch_run" in r:
+            run = r["epoch_run"]
+            gpu = f", GPU peak {run['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in run else ""
+            lines.append(
+                f"\n{r['precision']} real epoch: {run['seconds']:.1f} s loop "
+                f"({run['images_per_second']:.0f} img/s), {run['epoch_seconds']:.1f} s with its "
+                f"outputs, peak {run['peak_rss_mb']:.0f} MB{gpu}"
+            )
     lines.append(f"\npeak memory of this process: {report['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)
 

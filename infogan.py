@@ -839,6 +839,7 @@ def train_in(config, strategy, paths, checkpoints):
             images_per_second=steps * config.batch_size / loop_seconds,
             epoch_seconds=time.perf_counter() - started,  # the loop and every output after it
             peak_rss_mb=peak_rss_mb(),
+            **peak_gpu_mb(),
         )
         epoch_frame = pd.concat([epoch_frame, pd.DataFrame([summary])], ignore_index=True)
         write_history(paths, step_frame, epoch_frame)  # after the checkpoint: a resume trims
@@ -858,6 +859,13 @@ def train_in(config, strategy, paths, checkpoints):
             f"  python generate_gif.py --figures {paths.figures}\n"
             f"  python evaluate.py --model-dir {paths.model}"
         )
+
+
+def peak_gpu_mb():
+    """{"peak_gpu_mb": peak memory TensorFlow allocated on the first GPU} where there is one."""
+    if not tf.config.list_logical_devices("GPU"):
+        return {}
+    return {"peak_gpu_mb": tf.config.experimental.get_memory_info("GPU:0")["peak"] / 1e6}
 
 
 def stop_on_sigterm(signum, frame):

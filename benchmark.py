@@ -6,10 +6,10 @@
 
 For the real infogan.py training (same functions, default options) it alternates, in one
 process, windows of --window steps of
-- the STEP: the one-step function on batches already in memory, called in a Python loop, its
-  losses read once at the end of the window (the compute alone);
-- the LOOP: infogan.train_epoch, as a run trains (input pipeline, steps in calls of a tenth of
-  an epoch, losses read and written to TensorBoard per call, the NaN check, progress);
+- the STEP: the compiled training step on batches already in memory, called in a Python loop,
+  its losses read once at the end of the window (the compute alone);
+- the LOOP: infogan.train_epoch, as a run trains (input pipeline, the compiled step called
+  per batch, losses read, checked and written to TensorBoard a tenth of an epoch at a time);
 and reports for each the median and the spread (min, max) over --rounds rounds, the ratio
 loop / step, real images/s, the model FLOPs of a step (counted from the layer shapes), the
 achieved GFLOP/s and the utilization against this machine's matmul rate in TensorFlow in the
@@ -107,11 +107,7 @@ def benchmark_precision(precision, x_train, args):
     config = infogan.Config(precision=precision, progress=False, batch_size=args.batch_size)
     strategy = tf.distribute.get_strategy()
     training = infogan.Training(config, strategy, precision)
-    replica_step = infogan.make_replica_step(
-        training.generator, training.discriminator, training.g_optimizer, training.d_optimizer,
-        config,
-    )  # fmt: skip
-    one_step = tf.function(replica_step)
+    one_step = training.train_step  # the compiled step infogan.py runs
     batches = list(infogan.dataset_iterator(strategy, x_train, config, 1))[:8]
     seeds = tf.constant(step_seeds(0, 1, args.window))
     writer = tf.summary.create_noop_writer()

@@ -303,26 +303,20 @@ def loss_names(config):
     return names + ["augmented_categorical_nll"] * bool(config.lambda_cat_augmented)
 
 
-def make_train_steps(replica_step, strategy, names):
-    """train_steps(iterator, seeds, count) -> {name: (count,) float32}: `count` steps in a call,
-    each on the iterator's next batch with its own stateless seed (seeds (K, 2); rows past
-    `count` unused, so one trace serves every call). The steps run back to back, with no host
-    round trip between them; the losses come back once per call."""
+def make_train_step(replica_step, strategy):
+    """train_step(batch, seed) -> {loss name: global batch mean}: one step of every replica,
+    compiled. The epoch loop calls it without reading its losses back, and reads them a tenth
+    of an epoch at a time, so the host never waits on a step."""
 
     @tf.function
-    def train_steps(iterator, seeds, count):
-        history = {name: tf.TensorArray(tf.float32, size=count) for name in names}
-        for index in tf.range(count):
-            per_replica = strategy.run(replica_step, args=(next(iterator), seeds[index]))
-            history = {
-                name: history[name].write(
-                    index, strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
-                )
-                for name in names
-            }
-        return {name: array.stack() for name, array in history.items()}
+    def train_step(batch, seed):
+        per_replica = strategy.run(replica_step, args=(batch, seed))
+        return {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for name, value in per_replica.items()
+        }
 
-    return train_steps
+    return train_step
 
 
 # ---------------------------------------------------------------------------- devices, models
@@ -418,7 +412,7 @@ class Training:
         replica_step = make_replica_step(
             self.generator, self.discriminator, self.g_optimizer, self.d_optimizer, config
         )
-        self.train_steps = make_train_steps(replica_step, strategy, loss_names(config))
+        self.train_step = make_train_step(replica_step, strategy)
         # The saved models, the per-epoch readout and grid compute in float32 whatever the
         # training precision and device count, so files and numbers do not depend on them.
         if precision == "float32" and replicas == 1:
@@ -621,23 +615,20 @@ def resolved_config(config, training):
 
 
 def train_epoch(training, x_train, config, epoch, clock, writer, max_steps=None):
-    """One epoch of steps (its first `max_steps` for the benchmark) in calls of a tenth of an
-    epoch; returns the per-step loss rows. A non-finite loss stops the run within the epoch,
-    before anything of it is saved."""
+    """One epoch of steps (its first `max_steps` for the benchmark); returns the per-step loss
+    rows. Losses are read, checked and logged a tenth of an epoch at a time: a non-finite loss
+    stops the run within the epoch, before anything of it is saved."""
     steps = int(x_train.shape[0]) // config.batch_size
     chunk = math.ceil(steps / 10)
     steps = min(steps, max_steps or steps)
-    seeds = np.zeros((math.ceil(steps / chunk) * chunk, 2), np.int32)
-    seeds[:steps] = step_seeds(config.seed, epoch, steps)
+    seeds = tf.constant(step_seeds(config.seed, epoch, steps))
     iterator = dataset_iterator(training.strategy, x_train, config, epoch)
     rows = []
     clock.start_epoch()
     for start in range(0, steps, chunk):
         count = min(chunk, steps - start)
-        losses = training.train_steps(
-            iterator, tf.constant(seeds[start : start + chunk]), tf.constant(count)
-        )
-        losses = {name: values.numpy() for name, values in losses.items()}
+        pending = [training.train_step(next(iterator), seeds[start + i]) for i in range(count)]
+        losses = {name: np.array([float(step[name]) for step in pending]) for name in pending[0]}
         first_step = (epoch - 1) * steps + start + 1
         for name, values in losses.items():
             bad = np.flatnonzero(~np.isfinite(values))

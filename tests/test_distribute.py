@@ -25,7 +25,7 @@ def two_replicas():
 
 def sgd_step(strategy, config, weights=None):
     """Networks (float32, batch norm synchronized over replicas) with plain SGD, so an update
-    is exactly -lr * gradient, and their train_steps under `strategy`."""
+    is exactly -lr * gradient, and their train step under `strategy`."""
     with strategy.scope():
         keras.utils.set_random_seed(0)
         networks = infogan.build_models("float32", strategy.num_replicas_in_sync > 1)
@@ -36,20 +36,19 @@ def sgd_step(strategy, config, weights=None):
         for network, values in zip(networks, weights, strict=True):
             network.set_weights(values)
     replica_step = infogan.make_replica_step(*networks, *optimizers, config)
-    steps = infogan.make_train_steps(replica_step, strategy, infogan.loss_names(config))
-    return networks, steps
+    return networks, infogan.make_train_step(replica_step, strategy)
 
 
 def test_one_step_on_two_replicas_equals_one_device_step_on_the_global_batch():
     config = infogan.Config(batch_size=32, data=MNIST_SMALL)
     x_train = tf.constant(load_dataset("mnist", MNIST_SMALL)[0])
-    seeds = tf.constant([[11, 12]], tf.int32)
+    seed = tf.constant([11, 12], tf.int32)
     runs, weights = [], None
     for strategy in (tf.distribute.get_strategy(), two_replicas()):
-        networks, steps = sgd_step(strategy, config, weights)
+        networks, step = sgd_step(strategy, config, weights)
         weights = [network.get_weights() for network in networks]  # the same start for both
         iterator = infogan.dataset_iterator(strategy, x_train, config, epoch=1)
-        losses = {k: v.numpy() for k, v in steps(iterator, seeds, tf.constant(1)).items()}
+        losses = {k: v.numpy() for k, v in step(next(iterator), seed).items()}
         after = [w for network in networks for w in network.get_weights()]
         start = [w for values in weights for w in values]
         runs.append((losses, [a - b for a, b in zip(after, start, strict=True)]))

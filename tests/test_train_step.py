@@ -119,26 +119,6 @@ def test_compiled_step_matches_eager_step(optimizer, augmented):
             assert c[name] == pytest.approx(e[name], rel=tolerance), (step_index, name)
 
 
-def test_steps_in_one_call_are_the_steps_one_by_one():
-    """The training loop runs a tenth of an epoch per call; it must be the same steps."""
-    config = infogan.Config(batch_size=16)
-    batches = [real_batch()] * 3
-    seeds = np.array([[5, 0], [5, 1], [5, 2], [0, 0]], np.int32)  # the last row unused
-    one_by_one = step_of(config, *fresh(config, "sgd"))
-    expected = [
-        one_by_one(batch, seed)["d_loss"].numpy()
-        for batch, seed in zip(batches, seeds[:3], strict=True)
-    ]
-    steps = infogan.make_train_steps(
-        infogan.make_replica_step(*fresh(config, "sgd"), config),
-        tf.distribute.get_strategy(),
-        infogan.loss_names(config),
-    )
-    losses = steps(iter(tf.data.Dataset.from_tensor_slices(batches)), seeds, tf.constant(3))
-    assert losses["d_loss"].shape == (3,)
-    np.testing.assert_allclose(losses["d_loss"].numpy()[:3], expected, rtol=1e-4)
-
-
 def test_graph_optimizer_accepts_the_step(capfd):
     """TF's remapper failed on the step when the moved fakes had no static size, and logged
     'remapper failed' on every run."""

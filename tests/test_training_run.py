@@ -88,26 +88,24 @@ def test_rerunning_a_finished_run_trains_nothing_and_keeps_its_config(trained_ru
 
 
 class StepSpy:
-    """Wraps make_train_steps and dataset_iterator: records the seeds of every step and the
-    epoch of every iterator; raises KeyboardInterrupt at step `interrupt_at`, or returns a NaN
-    g_loss there with `poison`."""
+    """Wraps make_train_step and dataset_iterator: records the seed of every step and the epoch
+    of every iterator; raises KeyboardInterrupt at step `interrupt_at`, or with `poison` makes
+    that step's g_loss NaN."""
 
     def __init__(self, monkeypatch, interrupt_at=None, poison=False):
         self.seeds, self.epochs = [], []
-        make_steps, make_iterator = infogan.make_train_steps, infogan.dataset_iterator
+        make_step, make_iterator = infogan.make_train_step, infogan.dataset_iterator
 
         def make(*args, **kwargs):
-            steps = make_steps(*args, **kwargs)
+            step = make_step(*args, **kwargs)
 
-            def spied(iterator, seeds, count):
-                first = len(self.seeds) + 1
-                self.seeds += np.asarray(seeds)[: int(count)].tolist()
-                if interrupt_at is not None and first <= interrupt_at <= len(self.seeds):
+            def spied(batch, seed):
+                self.seeds.append(np.asarray(seed).tolist())
+                if len(self.seeds) == interrupt_at:
                     if not poison:
                         raise KeyboardInterrupt
-                    losses = steps(iterator, seeds, count)
-                    return {**losses, "g_loss": losses["g_loss"] * float("nan")}
-                return steps(iterator, seeds, count)
+                    return {**step(batch, seed), "g_loss": float("nan")}
+                return step(batch, seed)
 
             return spied
 
@@ -115,7 +113,7 @@ class StepSpy:
             self.epochs.append(epoch)
             return make_iterator(strategy, x_train, config, epoch)
 
-        monkeypatch.setattr(infogan, "make_train_steps", make)
+        monkeypatch.setattr(infogan, "make_train_step", make)
         monkeypatch.setattr(infogan, "dataset_iterator", iterator)
 
 

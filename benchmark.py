@@ -32,7 +32,15 @@ import time
 import pandas as pd
 
 import infogan
-from utils import PRECISIONS, UserError, load_dataset, peak_rss_mb, step_seeds, write_json
+from utils import (
+    PRECISIONS,
+    UserError,
+    load_dataset,
+    peak_rss_mb,
+    render_into,
+    step_seeds,
+    write_json,
+)
 
 tf, keras, np = infogan.tf, infogan.keras, infogan.np
 COMPUTE_DTYPE = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
@@ -211,6 +219,7 @@ def main(argv=None):
     parser.add_argument("--data", default="", help="a data file or folder, as infogan.py --data")
     parser.add_argument("--epoch-run", action="store_true", help="also train one real epoch")
     parser.add_argument("--out", default=os.path.join("docs", "benchmark.json"))
+    parser.add_argument("--readme", default="", help="also render the table into this file")
     args = parser.parse_args(argv)
     try:
         if min(args.window, args.rounds, args.batch_size) < 1:
@@ -244,6 +253,11 @@ def main(argv=None):
         "results": rows,
     }
     write_json(report, args.out)
+    if args.readme:  # between the markers of the table's file, as multiseed.py does
+        try:
+            render_into(args.readme, args.out, markdown(report) + "\n")
+        except UserError as error:
+            sys.exit(f"error: {error}")
     print(markdown(report))
     print(f"wrote {args.out}")
 

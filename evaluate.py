@@ -232,6 +232,13 @@ def zhang_suen_skeleton(binary, max_iter=30):
     (a 28x28 image needs at most ~14). Only images that still change are processed.
     Known property of the algorithm: isolated 2x2 blocks vanish completely.
     """
+    return _delete_repeatedly(binary, [(_ZS_LUT1, True), (_ZS_LUT2, True)], max_iter)
+
+
+def _delete_repeatedly(binary, passes, max_iter):
+    """Delete the pixels that a pass's lookup table marks (within its mask) until no image
+    changes: the loop shared by Zhang-Suen thinning and the staircase clean-up. passes:
+    [(lut (256,) bool, mask (H, W) bool or True)]."""
     binary = np.asarray(binary, dtype=bool)
     n, h, w = binary.shape
     img = np.zeros((n, h + 2, w + 2), dtype=np.uint8)  # zero border: no wrap-around
@@ -242,9 +249,9 @@ def zhang_suen_skeleton(binary, max_iter=30):
             break
         sub = img[active]  # (n_active, H + 2, W + 2) copy
         changed = np.zeros(active.size, dtype=bool)
-        for lut in (_ZS_LUT1, _ZS_LUT2):
+        for lut, mask in passes:
             inner = sub[:, 1:-1, 1:-1]  # view
-            delete = lut[_neighbour_code(sub)] & (inner == 1)  # (n_active, H, W)
+            delete = lut[_neighbour_code(sub)] & (inner == 1) & mask  # (n_active, H, W)
             changed |= delete.any(axis=(1, 2))
             inner[delete] = 0
         img[active] = sub
@@ -281,26 +288,10 @@ def remove_staircases(skel, max_iter=10):
     parity), so no two pixels deleted together are adjacent and connectivity is kept;
     line ends are never deleted.
     """
-    skel = np.asarray(skel, dtype=bool)
-    n, h, w = skel.shape
-    img = np.zeros((n, h + 2, w + 2), dtype=np.uint8)
-    img[:, 1:-1, 1:-1] = skel
+    h, w = np.shape(skel)[1:]
     rr, cc = np.mgrid[:h, :w]
     fields = [(rr % 2 == i) & (cc % 2 == j) for i in (0, 1) for j in (0, 1)]  # (H, W) each
-    active = np.flatnonzero(skel.reshape(n, -1).any(axis=1))
-    for _ in range(max_iter):
-        if active.size == 0:
-            break
-        sub = img[active]  # (n_active, H + 2, W + 2) copy
-        changed = np.zeros(active.size, dtype=bool)
-        for field in fields:
-            inner = sub[:, 1:-1, 1:-1]  # view
-            delete = _REDUNDANT_LUT[_neighbour_code(sub)] & (inner == 1) & field
-            changed |= delete.any(axis=(1, 2))
-            inner[delete] = 0
-        img[active] = sub
-        active = active[changed]
-    return img[:, 1:-1, 1:-1].astype(bool)
+    return _delete_repeatedly(skel, [(_REDUNDANT_LUT, field) for field in fields], max_iter)
 
 
 def _skeleton_length_and_ends(skel):

@@ -21,7 +21,7 @@ import sys
 
 import pandas as pd
 
-from utils import UserError, read_json, write_json, write_text
+from utils import UserError, read_json, render_into, write_json, write_text
 
 # column: (label, format, True if higher is better), read by row_for
 COLUMNS = {
@@ -128,22 +128,6 @@ def markdown(table):
             value = COLUMNS[column][1].format(result["value"])
             lines.append(f"| {name} | {value} | {'yes' if result['met'] else '**no**'} |")
     return "\n".join(lines) + "\n"
-
-
-def markers(table_markdown):
-    """The README's markers around the rendered copy of a table file."""
-    return f"<!-- table {table_markdown} -->", f"<!-- end of table {table_markdown} -->"
-
-
-def render_into(readme, table_markdown, text):
-    """Replace the block between the markers of `table_markdown` in `readme` with `text`."""
-    start, end = markers(table_markdown)
-    content = open(readme).read()
-    if start not in content or end not in content:
-        raise UserError(f"{readme}: no {start} ... {end} markers to render the table between")
-    before, rest = content.split(start, 1)
-    after = rest.split(end, 1)[1]
-    write_text(f"{before}{start}\n{text}{end}{after}", readme)
 
 
 def run(command):

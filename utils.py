@@ -544,6 +544,23 @@ def write_csv(frame, path):
         frame.to_csv(temporary, index=False)
 
 
+def markers(table_markdown):
+    """The README's markers around the rendered copy of a table file."""
+    return f"<!-- table {table_markdown} -->", f"<!-- end of table {table_markdown} -->"
+
+
+def render_into(readme, table_markdown, text):
+    """Replace the block between the markers of `table_markdown` in `readme` with `text`."""
+    start, end = markers(table_markdown)
+    with open(readme) as handle:
+        content = handle.read()
+    if start not in content or end not in content:
+        raise UserError(f"{readme}: no {start} ... {end} markers to render the table between")
+    before, rest = content.split(start, 1)
+    after = rest.split(end, 1)[1]
+    write_text(f"{before}{start}\n{text}{end}{after}", readme)
+
+
 def save_png(array, path, scale=1):
     """Write a uint8 image array as PNG atomically, upscaled by `scale` (nearest neighbour)."""
     from PIL import Image

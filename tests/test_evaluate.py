@@ -6,6 +6,7 @@ import pytest
 
 import evaluate
 import multiseed
+import utils
 from evaluate import cluster_accuracy
 
 
@@ -147,10 +148,10 @@ def test_multiseed_renders_its_table_between_the_readme_markers(tmp_path):
     text = multiseed.markdown(table)
     assert "| 1 (c2 rot., c1 thickness) | 0.9600 |" in text and "| **worst** | 0.9600 |" in text
     assert "| test accuracy >= 0.97 in every seed | 0.9600 | **no** |" in text
-    start, end = multiseed.markers("figures/t.md")
+    start, end = utils.markers("figures/t.md")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{start}\nold table\n{end}\noutro\n")
-    multiseed.render_into(str(readme), "figures/t.md", text)
+    utils.render_into(str(readme), "figures/t.md", text)
     assert readme.read_text() == f"intro\n{start}\n{text}{end}\noutro\n"
-    with pytest.raises(multiseed.UserError, match="no <!-- table figures/u.md -->"):
-        multiseed.render_into(str(readme), "figures/u.md", text)
+    with pytest.raises(utils.UserError, match="no <!-- table figures/u.md -->"):
+        utils.render_into(str(readme), "figures/u.md", text)

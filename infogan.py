@@ -170,7 +170,6 @@ from utils import (  # noqa: E402
     check_free_space,
     ensure_writable,
     first_line,
-    first_op_notices,
     image_grid,
     join_latent,
     load_dataset,
@@ -758,7 +757,6 @@ def plot_losses(step_frame, epoch_frame, path):
 
 def train(config):
     strategy = make_strategy(config.strategy)  # first: it fixes the devices TF then uses
-    first_op_notices()
     paths = RunPaths(config.out)
     if not is_chief(strategy):
         # Other workers restore from the chief's checkpoints (shared storage) and write theirs,

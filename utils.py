@@ -86,15 +86,6 @@ def import_tensorflow():
     return tf
 
 
-def first_op_notices():
-    """Run, quietly, the op that makes oneDNN log an error line once per process: TFP's one-hot
-    sampler transposes int64 indices, which oneDNN leaves to Eigen (harmless). Call after the
-    devices are set up."""
-    tf = import_tensorflow()
-    with filtered_stderr():
-        tf.transpose(tf.zeros([1, 2], tf.int64))
-
-
 def cpu_has_bf16_matmul(cpuinfo="/proc/cpuinfo"):
     """True when the CPU multiplies bfloat16 in hardware (AVX512_BF16 or AMX), which is when
     mixed bfloat16 is faster than float32; elsewhere TF emulates it and it is slower."""
@@ -319,11 +310,16 @@ def train_dataset(x_train, global_batch, seed, epoch, pipelines=1, pipeline=0, r
     def gather(indices):
         return tf.cast(tf.gather(x_train, indices), tf.float32)[..., None] / 127.5 - 1.0
 
+    # One input thread: a batch is a 100 KB gather, and more threads only compete with the
+    # training step for the cores.
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
     return (
         tf.data.Dataset.from_tensor_slices(mine)
         .batch(per_replica, drop_remainder=True)
-        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(gather)
         .prefetch(2)
+        .with_options(options)
     )
 
 
@@ -336,10 +332,19 @@ def _tfp():
     return tfp
 
 
+_QUIETED = []  # whether the one-time oneDNN notice was already run past filtered_stderr
+
+
 def latent_priors():
     """InfoGAN's priors as TFP distributions: the 10-way code c_cat ~ Cat(K=10, p=0.1), one-hot;
     each continuous code and each noise value ~ Uniform(-1, 1) (the official code's priors)."""
     tf = import_tensorflow()
+    if not _QUIETED:
+        # TFP's one-hot sampler transposes int64 indices, for which oneDNN logs an error line
+        # once per process (harmless: Eigen does it); run that op once here, quietly, eagerly.
+        _QUIETED.append(True)
+        with filtered_stderr(), tf.init_scope():
+            tf.transpose(tf.zeros([1, 2], tf.int64))
 
     tfd = _tfp().distributions
     return {

@@ -54,7 +54,7 @@ def leftovers(out):
 def test_sigkill_at_random_moments_of_the_epoch_end_never_loses_a_completed_epoch(tmp_path):
     out, epochs, rng = tmp_path / "run", 5, random.Random(0)
     done = 0
-    for _ in range(3):  # kill, check, restart: the same command each time
+    for _ in range(2):  # kill, check, restart: the same command each time
         process = start(out, epochs)
         wait_for(os.path.join(out, "checkpoints", f"ckpt-{done + 1}.index"), process)
         time.sleep(rng.uniform(0.0, 1.5))  # somewhere in the next epochs' outputs
@@ -70,21 +70,7 @@ def test_sigkill_at_random_moments_of_the_epoch_end_never_loses_a_completed_epoc
     assert completed_epoch(out) == epochs and not leftovers(out)
 
 
-def test_sigterm_stops_cleanly_and_the_run_resumes(tmp_path):
-    out = tmp_path / "run"
-    process = start(out, 30)
-    wait_for(os.path.join(out, "checkpoints", "ckpt-1.index"), process)
-    process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=60)[0]
-    assert process.returncode == 1
-    assert output.strip().splitlines()[-1].startswith("interrupted; rerun the same command")
-    done = completed_epoch(out)
-    assert done >= 1
-    infogan.main(["--epochs", str(done + 1), "--out", str(out), *TINY_RUN])
-    assert completed_epoch(out) == done + 1
-
-
-def test_a_second_run_on_the_same_folder_is_refused_and_a_stale_lock_is_not(tmp_path):
+def test_a_second_run_is_refused_sigterm_stops_cleanly_and_the_lock_does_not_outlive_it(tmp_path):
     out = tmp_path / "run"
     process = start(out, 30)
     wait_for(os.path.join(out, "checkpoints", "ckpt-1.index"), process)
@@ -94,9 +80,11 @@ def test_a_second_run_on_the_same_folder_is_refused_and_a_stale_lock_is_not(tmp_
         message = str(exit_info.value.code)
         assert f"pid {process.pid}" in message and "is training in this folder" in message
         assert infogan.checkpoint_numbers(os.path.join(out, "checkpoints"))  # nothing deleted
-    process.kill()  # the killed run leaves its lock file behind; it must not block
-    process.wait()
-    done = completed_epoch(out)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 1
+    assert output.strip().splitlines()[-1].startswith("interrupted; rerun the same command")
+    done = completed_epoch(out)  # the lock file is still there, its lock gone with the process
     infogan.main(["--epochs", str(done + 1), "--out", str(out), *TINY_RUN])
     assert completed_epoch(out) == done + 1
 
@@ -113,20 +101,17 @@ def checkpoint_file(out, number, kind):
     return glob.glob(os.path.join(out, "checkpoints", f"ckpt-{number}.{kind}*"))[0]
 
 
-@pytest.mark.parametrize("damage", ["truncate data", "garbage index", "delete index"])
+@pytest.mark.parametrize("damage", ["truncate data", "garbage index"])
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(run_copy, damage, capsys):
     data, index = checkpoint_file(run_copy, 2, "data"), checkpoint_file(run_copy, 2, "index")
     if damage == "truncate data":
         with open(data, "r+b") as handle:
             handle.truncate(os.path.getsize(data) // 2)
-    elif damage == "garbage index":
-        open(index, "wb").write(b"not an sstable" * 10)
     else:
-        os.remove(index)
+        open(index, "wb").write(b"not an sstable" * 10)
     infogan.main(["--epochs", "3", "--out", str(run_copy), *TINY_RUN])
     output = capsys.readouterr().out
-    if damage != "delete index":  # a checkpoint without its index is no checkpoint at all
-        assert "ckpt-2 cannot be read" in output and "resuming from" in output
+    assert "ckpt-2 cannot be read" in output and "resuming from" in output
     assert "after epoch 1" in output
     assert completed_epoch(run_copy) == 3
     epochs = pd.read_csv(os.path.join(run_copy, "figures", "losses_per_epoch.csv"))
@@ -158,7 +143,7 @@ def test_a_missing_or_damaged_run_config_is_one_line(run_copy, content):
     assert infogan.checkpoint_numbers(os.path.join(run_copy, "checkpoints")) == [2, 1]
 
 
-def test_leftovers_of_interrupted_writes_are_removed_at_the_next_start(run_copy, capsys):
+def test_leftovers_are_removed_and_a_lost_loss_csv_is_said_at_the_next_start(run_copy, capsys):
     leftover = [
         os.path.join(run_copy, "model", ".infogan_model_generator.x1.tmp.keras"),
         os.path.join(run_copy, "checkpoints", "ckpt-3_temp", "part-00000"),
@@ -168,15 +153,12 @@ def test_leftovers_of_interrupted_writes_are_removed_at_the_next_start(run_copy,
     for path in leftover:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         open(path, "w").write("half")
-    infogan.main(["--epochs", "2", "--out", str(run_copy), *TINY_RUN])
-    assert "removed 4 leftovers of an interrupted write" in capsys.readouterr().out
-    assert not leftovers(run_copy)
-
-
-def test_a_lost_loss_csv_is_said_and_the_run_goes_on(run_copy, capsys):
     os.remove(os.path.join(run_copy, "figures", "losses_per_step.csv"))
     infogan.main(["--epochs", "3", "--out", str(run_copy), *TINY_RUN])
-    assert "losses_per_step.csv lacks epochs 1..2" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "removed 4 leftovers of an interrupted write" in output
+    assert "losses_per_step.csv lacks epochs 1..2" in output
+    assert not leftovers(run_copy)
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path):

@@ -426,13 +426,10 @@ class Training:
                     target.assign(source.value)
 
     def checkpoint_bytes(self):
-        variables = self.checkpoint_variables()
+        """The size of one checkpoint: weights and both optimizers' slots."""
+        variables = [*self.generator.weights, *self.discriminator.weights]
+        variables += [*self.g_optimizer.variables, *self.d_optimizer.variables]
         return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
-
-    def checkpoint_variables(self):
-        models = (self.generator, self.discriminator)
-        optimizers = (self.g_optimizer, self.d_optimizer)
-        return [v for m in models for v in m.weights] + [v for o in optimizers for v in o.variables]
 
 
 def dataset_iterator(strategy, x_train, config, epoch):

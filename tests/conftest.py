@@ -9,7 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Two logical CPU devices, so MirroredStrategy can be tested on any machine; set before anything
 # else initializes TensorFlow's devices (single-device code uses the first).
-import tensorflow as tf  # noqa: E402
+from utils import import_tensorflow  # noqa: E402
+
+tf = import_tensorflow()
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)

@@ -24,7 +24,7 @@ def test_flop_count_follows_the_layer_shapes():
 def test_benchmark_smoke(tmp_path, mnist_file, capsys):
     out = tmp_path / "bench.json"
     benchmark.main(["--window", "2", "--rounds", "2", "--batch-size", "16",
-                    "--precisions", "mixed_bfloat16", "--data", mnist_file,
+                    "--precisions", "mixed_bfloat16", "--data", mnist_file, "--matmul-size", "256",
                     "--out", str(out)])  # fmt: skip
     report = json.load(open(out))
     assert [r["precision"] for r in report["results"]] == ["mixed_bfloat16"]

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -146,10 +147,10 @@ def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, trained_run, monke
     assert epochs["epoch"].tolist() == [1, 2]
 
 
-def test_resume_with_other_options_asks_for_fresh(tmp_path):
+def test_resume_with_other_options_asks_for_fresh(tmp_path, trained_run):
     out = str(tmp_path / "run")
+    shutil.copytree(trained_run, out)
     flags = ["--out", out, *TINY_RUN]
-    infogan.main(["--epochs", "1", *flags])
     with pytest.raises(SystemExit) as exit_info:
         infogan.main(["--epochs", "2", "--lambda-cat", "0.5", *flags])
     assert "lambda_cat was 1.0, now 0.5" in str(exit_info.value.code)
@@ -180,22 +181,23 @@ def test_presets_set_defaults_and_flags_override_them():
     )
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_models(tmp_path, monkeypatch):
-    out = str(tmp_path / "run")
-    flags = ["--out", out, *TINY_RUN]
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_models(
+    tmp_path, trained_run, monkeypatch
+):
     with monkeypatch.context() as patch:
         StepSpy(patch, interrupt_at=3, poison=True)
         with pytest.raises(SystemExit, match="No epoch had completed, so nothing was saved"):
-            infogan.main(["--epochs", "1", *flags])
-    infogan.main(["--epochs", "1", *flags])
+            infogan.main(["--epochs", "1", "--out", str(tmp_path / "new"), *TINY_RUN])
+    out = str(tmp_path / "run")
+    shutil.copytree(trained_run, out)
     model_path = os.path.join(out, "model", GENERATOR_FILE)
     good = open(model_path, "rb").read()
     with monkeypatch.context() as patch:
         StepSpy(patch, interrupt_at=2, poison=True)
         with pytest.raises(SystemExit) as exit_info:
-            infogan.main(["--epochs", "2", *flags])
+            infogan.main(["--epochs", "3", "--out", out, *TINY_RUN])
     message = str(exit_info.value.code)
-    assert "g_loss became nan at epoch 2 step 2" in message
-    assert "checkpoint and models of epoch 1 are kept" in message
+    assert "g_loss became nan at epoch 3 step 2" in message
+    assert "checkpoint and models of epoch 2 are kept" in message
     assert open(model_path, "rb").read() == good
-    assert not os.path.exists(os.path.join(out, "figures/image_generated_epoch_2.png"))
+    assert not os.path.exists(os.path.join(out, "figures/image_generated_epoch_3.png"))

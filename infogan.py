@@ -61,6 +61,10 @@ class Config:
     lambda_cat_augmented: float = option(
         1.0, "weight of the categorical info loss on randomly moved fakes; 0: off (the paper)"
     )
+    stroke_change: float = option(
+        0.0, "the augmented loss also thickens or thins the moved fakes' strokes by up to this "
+        "(1: about a pixel); 0: off"
+    )  # fmt: skip
     continuous_std: str = option(
         "fixed", "std of Q's Gaussian: fixed at 1 (official code) or learned", choices=("fixed",
                                                                                    "learned")
@@ -81,7 +85,12 @@ class Config:
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE = {"epochs", "fresh", "data", "out", "progress", "strategy", "fused_adam", "preset"}
 # Options added after runs existed, with the value that reproduces a run made before each.
-BEFORE_OPTION_EXISTED = {"precision": "float32", "lambda_cat_augmented": 0.0, "dataset": "mnist"}
+BEFORE_OPTION_EXISTED = {
+    "precision": "float32",
+    "lambda_cat_augmented": 0.0,
+    "dataset": "mnist",
+    "stroke_change": 0.0,
+}
 REMOVED_OPTIONS = {"noise_scale": 1.0}  # an old run resumes only if it used this value
 
 
@@ -122,7 +131,7 @@ def validate_config(config):
         return "--" + name.replace("_", "-")
 
     for name in ("g_lr", "d_lr", "beta1", "beta2", "lambda_cat", "lambda_cont",
-                 "lambda_cat_augmented"):  # fmt: skip
+                 "lambda_cat_augmented", "stroke_change"):  # fmt: skip
         if not math.isfinite(getattr(config, name)):
             raise UserError(f"{flag(name)} must be a finite number, got {getattr(config, name)}")
     for name in ("epochs", "batch_size", "g_lr", "d_lr", "keep_checkpoints", "grid_columns"):
@@ -131,7 +140,7 @@ def validate_config(config):
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             raise UserError(f"{flag(name)} must be in [0, 1), got {getattr(config, name)}")
-    for name in ("lambda_cat", "lambda_cont", "lambda_cat_augmented"):
+    for name in ("lambda_cat", "lambda_cont", "lambda_cat_augmented", "stroke_change"):
         if getattr(config, name) < 0:
             raise UserError(f"{flag(name)} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.seed < 2**31:
@@ -167,6 +176,7 @@ from utils import (  # noqa: E402
     affine_transforms,
     apply_affine,
     category_grid_latent,
+    change_strokes,
     check_free_space,
     ensure_writable,
     first_line,
@@ -182,6 +192,7 @@ from utils import (  # noqa: E402
     save_model,
     save_png,
     step_seeds,
+    stroke_changes,
     train_dataset,
     write_csv,
     write_json,
@@ -264,10 +275,11 @@ def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config
             if config.lambda_cat_augmented:
                 # Q must also read the 10-way code from the fakes rotated, stretched and shifted
                 # (a third discriminator pass), so G cannot carry it in slant or width alone.
-                motions = affine_transforms(global_batch, seed)[mine]
-                moved_logits = float32(
-                    discriminator(apply_affine(fake_images, motions), training=True)
-                )[1]
+                moved = apply_affine(fake_images, affine_transforms(global_batch, seed)[mine])
+                if config.stroke_change:  # and thicker or thinner strokes
+                    changes = stroke_changes(global_batch, seed, config.stroke_change)[mine]
+                    moved = change_strokes(moved, changes)
+                moved_logits = float32(discriminator(moved, training=True))[1]
                 losses["augmented_categorical_nll"] = -tfd.OneHotCategorical(
                     logits=moved_logits
                 ).log_prob(categorical_code)

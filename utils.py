@@ -478,6 +478,27 @@ def apply_affine(images, transforms):
     )
 
 
+def stroke_changes(count, seed, max_change):
+    """`count` random stroke-thickness changes (count,) uniform in [-max_change, max_change]:
+    > 0 thickens, < 0 thins (see change_strokes). Salted apart from the motions' draws."""
+    tf = import_tensorflow()
+    change_seed = _tfp().random.split_seed(seed, n=1, salt="stroke_changes")[0]
+    return tf.random.stateless_uniform([count], change_seed, -max_change, max_change)
+
+
+def change_strokes(images, changes):
+    """Images (B, 28, 28, 1) in [-1, 1] with their strokes thickened (change > 0) or thinned
+    (< 0): a blend, by |change|, towards the 3x3 grey-level dilation or erosion (a max or min
+    over each pixel's neighbours, which gradients pass through). 1 is about one pixel."""
+    tf = import_tensorflow()
+    images = tf.cast(images, tf.float32)
+    dilated = tf.nn.max_pool2d(images, 3, 1, "SAME")
+    eroded = -tf.nn.max_pool2d(-images, 3, 1, "SAME")
+    weight = tf.reshape(changes, [-1, 1, 1, 1])
+    target = tf.where(weight > 0, dilated, eroded)
+    return images + tf.abs(weight) * (target - images)
+
+
 def random_affine(images, seed, **ranges):
     """Each image moved by its own random motion (affine_transforms' ranges)."""
     return apply_affine(images, affine_transforms(len(images), seed, **ranges))

@@ -58,3 +58,23 @@ def test_same_seed_same_motion_and_gradients_reach_the_images():
         total = tf.reduce_sum(random_affine(bars, [9, 9]))
     gradient = np.asarray(tape.gradient(total, bars))
     assert np.isfinite(gradient).all() and np.abs(gradient).sum() > 0
+
+
+def test_stroke_changes_thicken_and_thin_and_keep_the_gradient():
+    from evaluate import image_measures
+    from utils import change_strokes, stroke_changes
+
+    bars = -np.ones((3, 28, 28, 1), np.float32)
+    bars[:, 6:22, 11:17] = 1.0  # 6 pixels wide
+    bars = tf.constant(bars)
+    changed = change_strokes(bars, tf.constant([-1.0, 0.0, 1.0]))
+    thickness = image_measures(unit(changed))["thickness"]
+    assert thickness[0] < thickness[1] < thickness[2]
+    np.testing.assert_array_equal(changed[1], bars[1])  # no change is the identity
+    with tf.GradientTape() as tape:
+        tape.watch(bars)
+        total = tf.reduce_sum(change_strokes(bars, tf.constant([-0.5, 0.2, 0.5])))
+    assert np.abs(np.asarray(tape.gradient(total, bars))).sum() > 0
+    draws = np.asarray(stroke_changes(1000, [1, 2], 0.5))
+    assert draws.min() >= -0.5 and draws.max() <= 0.5 and draws.min() < -0.4 and draws.max() > 0.4
+    np.testing.assert_array_equal(draws, stroke_changes(1000, [1, 2], 0.5))

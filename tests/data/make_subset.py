@@ -1,6 +1,6 @@
 """Make the small real data sets the tests train and evaluate on (committed beside this file).
 
-    python tests/data/make_subset.py --mnist ../shared/data/mnist.npz \
+    python tests/data/make_subset.py --mnist ~/.keras/datasets/mnist.npz \
         --fashion /usr/share/datasets/fashion-mnist
 
 mnist_small.npz: the first 320 training and 200 test images of MNIST (the Keras-layout

@@ -829,19 +829,21 @@ def train_in(config, strategy, paths, checkpoints):
                 training, paths, config, data, epoch, rows, (step_frame, epoch_frame), writer,
                 grid_latent,
             )  # fmt: skip
+            summary.update(
+                seconds=loop_seconds,
+                images_per_second=steps * config.batch_size / loop_seconds,
+                epoch_seconds=time.perf_counter() - started,  # the loop, readout, grid, models
+                peak_rss_mb=peak_rss_mb(),
+                **peak_gpu_mb(),
+            )
+            epoch_frame = pd.concat([epoch_frame, pd.DataFrame([summary])], ignore_index=True)
+            # Before the checkpoint: a kill between the two leaves rows a resume trims, never an
+            # epoch whose checkpoint exists without its rows.
+            write_history(paths, step_frame, epoch_frame)
         training.epoch.assign(epoch)
         write_checkpoint(training.checkpoint, checkpoints, epoch, config.keep_checkpoints)
         if not chief:
             continue
-        summary.update(
-            seconds=loop_seconds,
-            images_per_second=steps * config.batch_size / loop_seconds,
-            epoch_seconds=time.perf_counter() - started,  # the loop and every output after it
-            peak_rss_mb=peak_rss_mb(),
-            **peak_gpu_mb(),
-        )
-        epoch_frame = pd.concat([epoch_frame, pd.DataFrame([summary])], ignore_index=True)
-        write_history(paths, step_frame, epoch_frame)  # after the checkpoint: a resume trims
         print(
             f"epoch {epoch}/{config.epochs}  d_loss {summary['d_loss']:.3f}  g_loss "
             f"{summary['g_loss']:.3f}  info {summary['info_loss']:.3f}  test_acc "

@@ -70,6 +70,19 @@ def test_sigkill_at_random_moments_of_the_epoch_end_never_loses_a_completed_epoc
     assert completed_epoch(out) == epochs and not leftovers(out)
 
 
+def test_an_epochs_loss_rows_are_on_disk_before_its_checkpoint(tmp_path, monkeypatch):
+    out, seen = tmp_path / "run", []
+    write_checkpoint = infogan.write_checkpoint
+
+    def checking(checkpoint, folder, epoch, keep):  # a kill right after it keeps the rows
+        seen.append(pd.read_csv(out / "figures" / "losses_per_epoch.csv")["epoch"].tolist())
+        return write_checkpoint(checkpoint, folder, epoch, keep)
+
+    monkeypatch.setattr(infogan, "write_checkpoint", checking)
+    infogan.main(["--epochs", "2", "--out", str(out), *TINY_RUN])
+    assert seen == [[1], [1, 2]]
+
+
 def test_a_second_run_is_refused_sigterm_stops_cleanly_and_the_lock_does_not_outlive_it(tmp_path):
     out = tmp_path / "run"
     process = start(out, 30)

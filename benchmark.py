@@ -14,6 +14,9 @@ and reports for each the median and the spread (min, max) over --rounds rounds, 
 loop / step, real images/s, the model FLOPs of a step (counted from the layer shapes), the
 achieved GFLOP/s and the utilization against this machine's matmul rate in TensorFlow in the
 same compute dtype and in float32 (the practical ceilings), and the process's peak memory.
+With --profile N it also traces N steps with TensorFlow's profiler (a folder TensorBoard's profile
+plugin opens) and sums the time of the step's ops by kind (matmuls and convolutions, Adam, casts,
+image resampling, the rest), to show where a step's time goes beside its matmuls.
 With --epoch-run it also trains two real epochs per precision (`python infogan.py --epochs 2`,
 in a scratch folder) and reports the second's loop and whole-epoch times and the peak memory
 (the GPU's too where there is one): with a GPU at hand, this one command makes every GPU figure.
@@ -21,8 +24,11 @@ Compare speeds only side by side on one machine: machines (and one machine over 
 """
 
 import argparse
+import collections
+import glob
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -155,6 +161,10 @@ def benchmark_precision(precision, x_train, args):
         }
 
     step, loop = summary(step_times), summary(loop_times)
+    profile = {}
+    if args.profile:
+        logdir = os.path.splitext(args.out)[0] + f"_profile_{precision}"
+        profile = {"profile": profile_step(one_step, batches, seeds, args.profile, logdir)}
     return {
         "precision": precision,
         "batch_size": config.batch_size,
@@ -168,6 +178,85 @@ def benchmark_precision(precision, x_train, args):
         "gflop_per_step": flops / 1e9,
         "achieved_gflops_step": flops / step["ms_median"] / 1e6,
         "achieved_gflops_loop": flops / loop["ms_median"] / 1e6,
+        **profile,
+    }
+
+
+# Op kinds of the profile summary, by TensorFlow op type (oneDNN's kernels carry an _Mkl prefix).
+OP_KINDS = {
+    "matmuls and convolutions": ("MatMul", "Conv2D", "Conv2DBackpropInput",
+                                 "Conv2DBackpropFilter", "BatchMatMulV2"),
+    "Adam updates": ("ResourceApplyAdam",),
+    "dtype casts": ("Cast",),
+    "image resampling and pooling": ("ImageProjectiveTransformV3", "MaxPool", "MaxPoolGrad",
+                                     "MaxPoolGradV2"),
+}  # fmt: skip
+
+
+def op_kind(op_type):
+    """The OP_KINDS entry of a TensorFlow op type, matched with oneDNN's prefixes removed."""
+    base = op_type
+    for prefix in ("_Mkl", "Native", "_Fused", "Fused"):
+        base = base.removeprefix(prefix)
+    base = base.removesuffix("WithBias")
+    for kind, types in OP_KINDS.items():
+        if op_type in types or base in types:
+            return kind
+    return "other ops (elementwise, batch norm, reductions, losses)"
+
+
+def read_op_times(paths):
+    """{op type: summed duration in ms} of the TensorFlow ops in profiler traces (.xplane.pb
+    files), over all the compute threads, or None where this TensorFlow cannot read them.
+
+    The trace (an XSpace protocol buffer) has no public reader in TensorFlow: the proto module
+    is TSL's, imported guardedly, and a missing one leaves the summary out, not the benchmark."""
+    try:
+        from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    except ImportError:
+        return None
+    times = collections.Counter()
+    for path in paths:
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as handle:
+            space.ParseFromString(handle.read())
+        for plane in space.planes:
+            for line in plane.lines:
+                for event in line.events:  # a TensorFlow op's event is named "op name:op type"
+                    name = plane.event_metadata[event.metadata_id].name
+                    match = re.fullmatch(r"[^:\s]+:([A-Za-z_]\w*)", name)
+                    if match:
+                        times[match.group(1)] += event.duration_ps / 1e9
+    return dict(times)
+
+
+def profile_step(one_step, batches, seeds, steps, logdir):
+    """Trace `steps` compiled steps; the op time per step by kind, and the step's wall time."""
+    one_step(batches[0], seeds[0])["d_loss"].numpy()  # traced and warm before the trace starts
+    pattern = os.path.join(logdir, "**", "*.xplane.pb")
+    earlier = set(glob.glob(pattern, recursive=True))  # traces of earlier runs stay out
+    tf.profiler.experimental.start(logdir)
+    start = time.perf_counter()
+    for index in range(steps):
+        losses = one_step(batches[index % len(batches)], seeds[index % len(seeds)])
+    float(losses["d_loss"])
+    wall_ms = 1000 * (time.perf_counter() - start) / steps
+    tf.profiler.experimental.stop()
+    op_times = read_op_times(sorted(set(glob.glob(pattern, recursive=True)) - earlier))
+    if op_times is None:
+        print("note: this TensorFlow has no trace reader; open the trace in TensorBoard")
+        return {"logdir": logdir, "steps": steps, "wall_ms": wall_ms}
+    by_kind = collections.Counter()
+    for op_type, ms in op_times.items():
+        by_kind[op_kind(op_type)] += ms / steps
+    top = sorted(op_times.items(), key=lambda item: -item[1])[:12]
+    return {
+        "logdir": logdir,
+        "steps": steps,
+        "wall_ms": wall_ms,  # under the profiler, a little slower than the timed windows
+        "op_ms_by_kind": dict(by_kind.most_common()),
+        "op_ms_total": sum(by_kind.values()),
+        "top_op_types_ms": {op_type: ms / steps for op_type, ms in top},
     }
 
 
@@ -219,13 +308,20 @@ def main(argv=None):
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
     parser.add_argument("--data", default="", help="a data file or folder, as infogan.py --data")
     parser.add_argument("--epoch-run", action="store_true", help="also train two real epochs")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also trace this many steps and sum their op time by kind",
+    )
     parser.add_argument("--matmul-size", type=int, default=2048, help="of the ceiling's matmuls")
     parser.add_argument("--out", default=os.path.join("docs", "benchmark.json"))
     parser.add_argument("--readme", default="", help="also render the table into this file")
     args = parser.parse_args(argv)
     try:
-        if min(args.window, args.rounds, args.batch_size) < 1:
-            raise UserError("--window, --rounds and --batch-size must be >= 1")
+        if min(args.window, args.rounds, args.batch_size) < 1 or args.profile < 0:
+            raise UserError("--window, --rounds and --batch-size must be >= 1, --profile >= 0")
         precisions = list(dict.fromkeys(infogan.training_precision(p) for p in args.precisions))
         x_train = tf.constant(load_dataset(args.dataset, args.data or None)[0])
         if args.window * args.batch_size > int(x_train.shape[0]):
@@ -292,6 +388,18 @@ def markdown(report):
                 f"\n{r['precision']} real epoch (the 2nd): {run['seconds']:.1f} s loop "
                 f"({run['images_per_second']:.0f} img/s), {run['epoch_seconds']:.1f} s with its "
                 f"outputs, peak {run['peak_rss_mb']:.0f} MB{gpu}"
+            )
+    for r in report["results"]:
+        profile = r.get("profile", {})
+        if "op_ms_by_kind" in profile:
+            parts = ", ".join(
+                f"{kind} {ms:.0f} ({ms / profile['op_ms_total']:.0%})"
+                for kind, ms in profile["op_ms_by_kind"].items()
+            )
+            lines.append(
+                f"\n{r['precision']} profile ({profile['steps']} steps, "
+                f"{profile['wall_ms']:.0f} ms a step), op time per step summed over the threads, "
+                f"ms: {parts}"
             )
     lines.append(f"\npeak memory of this process: {report['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)

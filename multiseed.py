@@ -5,12 +5,16 @@
         --table figures/fashion_mnist/multiseed
     python multiseed.py --skip-training --runs runs/final --readme README.md   # re-table only
     python multiseed.py --seeds 5 --runs runs/paper -- --preset paper   # after --: infogan.py
+    python multiseed.py --seeds 0 1 2 3 4 --skip-training --runs runs/final \
+        --rows-from figures/multiseed.json         # seeds whose run folders are elsewhere
 
 Each seed trains in its own folder <runs>/<dataset>_seed<N> with `python infogan.py`, which
 resumes an interrupted run and skips a finished one, so rerunning this command continues where
 it stopped. Each run is then evaluated with `python evaluate.py` into its figures/ folder. The
 table (a row per seed, then median, worst and best, and the targets met or not) goes to --table
 as Markdown and JSON, and with --readme into the README between the table's two markers.
+With --rows-from, a seed whose run folder is not under --runs takes its row from an earlier
+table of the same options (runs trained on another machine, say).
 """
 
 import argparse
@@ -82,6 +86,23 @@ def row_for(seed, run_dir):
     }
 
 
+# Options that do not change what a run computes, left out when two tables' options are compared.
+BOOKKEEPING = {"seed", "out", "data", "fresh", "progress", "keep_checkpoints", "strategy"}
+
+
+def training_options(config):
+    return {key: value for key, value in config.items() if key not in BOOKKEEPING}
+
+
+def earlier_rows(path, config):
+    """{seed: row} of an earlier table, which must have been made with the same options."""
+    table = read_json(path, "earlier table")
+    if training_options(table["config"]) != training_options(config):
+        raise UserError(f"{path} was made with other training options than these runs; "
+                        f"combine only tables of the same options")  # fmt: skip
+    return {row["seed"]: row for row in table["runs"]}
+
+
 def summary_rows(rows):
     summary = []
     for label in ("median", "worst", "best"):
@@ -148,14 +169,19 @@ def main(argv=None):
     parser.add_argument("--skip-training", action="store_true", help="only evaluate and table")
     parser.add_argument("--no-targets", action="store_true", help="no targets row (not MNIST)")
     parser.add_argument("--readme", default="", help="also render the table into this file")
+    parser.add_argument("--rows-from", default="", help="a table JSON for seeds not under --runs")
     parser.add_argument("training_options", nargs="*", help="after --: more infogan.py options")
     args = parser.parse_args(argv)
     data = ["--data", args.data] if args.data else []
     here = os.path.dirname(os.path.abspath(__file__))
-    rows = []
+    rows, kept = [], set()
     try:
         for seed in args.seeds:
             run_dir = os.path.join(args.runs, f"{args.dataset}_seed{seed}")
+            if args.rows_from and args.skip_training and not os.path.isdir(run_dir):
+                kept.add(seed)  # its row comes from the earlier table, checked below
+                rows.append(None)
+                continue
             if not args.skip_training:
                 run([sys.executable, os.path.join(here, "infogan.py"), "--seed", str(seed),
                      "--dataset", args.dataset, "--out", run_dir, "--no-progress", *data,
@@ -166,9 +192,19 @@ def main(argv=None):
                 run([sys.executable, os.path.join(here, "evaluate.py"), "--model-dir", run_dir,
                      *data])  # fmt: skip
             rows.append(row_for(seed, run_dir))
-        summary = summary_rows(rows)
-        config = read_json(os.path.join(args.runs, f"{args.dataset}_seed{args.seeds[0]}",
+        trained = [seed for seed in args.seeds if seed not in kept]
+        if not trained:
+            raise UserError(f"no run folder of seeds {args.seeds} under {args.runs}")
+        config = read_json(os.path.join(args.runs, f"{args.dataset}_seed{trained[0]}",
                                         "model", "config.json"), "run configuration")  # fmt: skip
+        if kept:
+            earlier = earlier_rows(args.rows_from, config)
+            missing = [seed for seed in kept if seed not in earlier]
+            if missing:
+                raise UserError(f"seeds {missing}: no folder under {args.runs} and no row in "
+                                f"{args.rows_from}")  # fmt: skip
+            rows = [row or earlier[seed] for seed, row in zip(args.seeds, rows, strict=True)]
+        summary = summary_rows(rows)
         table = {
             "runs": rows,
             "summary": summary,

@@ -25,7 +25,7 @@ def test_benchmark_smoke(tmp_path, mnist_file, capsys):
     out = tmp_path / "bench.json"
     benchmark.main(["--window", "2", "--rounds", "2", "--batch-size", "16",
                     "--precisions", "mixed_bfloat16", "--data", mnist_file, "--matmul-size", "256",
-                    "--out", str(out)])  # fmt: skip
+                    "--out", str(out), "--profile", "2"])  # fmt: skip
     report = json.load(open(out))
     assert [r["precision"] for r in report["results"]] == ["mixed_bfloat16"]
     assert set(report["matmul_gflops"]) == {"float32", "mixed_bfloat16"}
@@ -41,5 +41,20 @@ def test_benchmark_smoke(tmp_path, mnist_file, capsys):
             fp32 = report["matmul_gflops"]["float32"]
             assert result[f"utilization_{kind}_of_fp32_ceiling"] == achieved / fp32
         assert result["loop_over_step"] == result["loop"]["ms_median"] / result["step"]["ms_median"]
+        profile = result["profile"]  # the traced steps' op time, summed by kind
+        by_kind = profile["op_ms_by_kind"]
+        assert by_kind["matmuls and convolutions"] > 0 and by_kind["Adam updates"] > 0
+        assert abs(sum(by_kind.values()) - profile["op_ms_total"]) < 1e-6
+        assert any("Conv2DBackpropFilter" in op for op in profile["top_op_types_ms"])
     assert report["peak_rss_mb"] > 100 and report["command"].startswith("python benchmark.py")
-    assert "loop / step" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "loop / step" in printed and "mixed_bfloat16 profile (2 steps" in printed
+
+
+def test_op_kinds_cover_onednn_kernels():
+    kinds = {op: benchmark.op_kind(op) for op in (
+        "_MklMatMul", "_MklFusedMatMul", "_MklNativeFusedConv2D",
+        "_MklNativeConv2DBackpropFilterWithBias", "Conv2DBackpropInput")}  # fmt: skip
+    assert set(kinds.values()) == {"matmuls and convolutions"}
+    assert benchmark.op_kind("ResourceApplyAdam") == "Adam updates"
+    assert benchmark.op_kind("LeakyReluGrad").startswith("other ops")

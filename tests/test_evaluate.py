@@ -156,3 +156,45 @@ def test_multiseed_renders_its_table_between_the_readme_markers(tmp_path):
     assert readme.read_text() == f"intro\n{start}\n{text}{end}\noutro\n"
     with pytest.raises(utils.UserError, match="no <!-- table figures/u.md -->"):
         utils.render_into(str(readme), "figures/u.md", text)
+
+
+def fake_run(run_dir, seed, accuracy, config):
+    """A run folder as multiseed.py reads it: config, generator file, evaluation, epoch CSV."""
+    (run_dir / "model").mkdir(parents=True)
+    (run_dir / "figures").mkdir()
+    (run_dir / "model" / "infogan_model_generator.keras").write_text("")
+    utils.write_json({**config, "seed": seed}, str(run_dir / "model" / "config.json"))
+    roles = {key: fake_row(seed, accuracy, 3.0, 0.97)[key] for key in (
+        "rotation_code", "rotation_clean_rows", "style_code", "style_measure",
+        "style_clean_rows", "style_code_slant_clean_rows", "sweep_purity")}  # fmt: skip
+    report = {
+        "categorical": {"hungarian_accuracy": accuracy, "nmi": 0.95, "ari": 0.9},
+        "generated": {"purity_hungarian": 0.99, "inception_score": 9.5, "frechet_distance": 4.0,
+                      "frechet_distance_train_vs_test": 1.3, "frechet_distance_over_floor": 3.1},
+        "code_roles": roles,
+    }  # fmt: skip
+    utils.write_json(report, str(run_dir / "figures" / "evaluation.json"))
+    (run_dir / "figures" / "losses_per_epoch.csv").write_text(
+        "epoch,test_accuracy,epoch_seconds,peak_rss_mb\n3,0.95,60,1500\n15,0.98,60,1600\n"
+    )
+
+
+def test_multiseed_takes_missing_seeds_from_an_earlier_table_of_the_same_options(tmp_path):
+    config = {"lambda_cont": 1.0, "epochs": 15, "out": "runs/a", "data": "/somewhere/mnist.npz"}
+    fake_run(tmp_path / "runs" / "mnist_seed3", 3, 0.97, {**config, "out": "elsewhere"})
+    earlier = {"runs": [fake_row(0, 0.985, 3.0, 0.97)], "config": {**config, "seed": 0}}
+    utils.write_json(earlier, str(tmp_path / "earlier.json"))
+    stem = str(tmp_path / "table")
+    common = ["--skip-training", "--runs", str(tmp_path / "runs"), "--table", stem]
+    multiseed.main(["--seeds", "0", "3", "--rows-from", str(tmp_path / "earlier.json"), *common])
+    table = utils.read_json(stem + ".json", "table")
+    assert [row["seed"] for row in table["runs"]] == [0, 3]
+    assert [row["test_accuracy"] for row in table["runs"]] == [0.985, 0.97]
+    with pytest.raises(SystemExit, match=r"seeds \[1\]: no folder"):
+        multiseed.main(["--seeds", "1", "3", "--rows-from", str(tmp_path / "earlier.json"),
+                        *common])  # fmt: skip
+    earlier["config"]["lambda_cont"] = 2.0  # another recipe's table does not mix in
+    utils.write_json(earlier, str(tmp_path / "earlier.json"))
+    with pytest.raises(SystemExit, match="other training options"):
+        multiseed.main(["--seeds", "0", "3", "--rows-from", str(tmp_path / "earlier.json"),
+                        *common])  # fmt: skip

@@ -314,6 +314,9 @@ def train_dataset(x_train, global_batch, seed, epoch, pipelines=1, pipeline=0, r
     # training step for the cores.
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
+    # No autotuning (nothing here is tunable): its thread sleeps 10 ms, 20 ms, ... up to 60 s
+    # between passes, and the iterator's end waited for it, pinning epochs of 82-142 s at 142 s.
+    options.autotune.enabled = False
     return (
         tf.data.Dataset.from_tensor_slices(mine)
         .batch(per_replica, drop_remainder=True)

@@ -110,7 +110,17 @@ def resolve_precision(precision, gpu_compute_capabilities=(), cpu_bf16=None):
 
 
 def peak_rss_mb():
-    """Peak resident memory of this process so far, in MB (10^6 bytes); None where unknown."""
+    """Peak resident memory of this process so far, in MB (10^6 bytes); None where unknown.
+
+    Linux's VmHWM first: getrusage's maxrss of a process started by another (benchmark.py's
+    epoch runs) begins at its parent's size, since fork copies the parent's high-water mark."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6  # kB
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows

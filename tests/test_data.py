@@ -189,3 +189,17 @@ def test_atomic_writes_replace_whole_files_and_clean_up(tmp_path):
     assert path.read_text() == "first"  # the crash left the old file whole
     assert os.listdir(path.parent) == ["result.txt"]  # and no temporary behind
     assert path.stat().st_mode & 0o044  # readable by others, like any other output
+
+
+def test_peak_memory_of_a_child_process_is_its_own():
+    """benchmark.py reads the peak memory of runs it starts; fork must not lend them its own."""
+    import subprocess
+    import sys
+
+    ballast = np.ones(400_000_000 // 8)  # about 400 MB resident in this process
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.run([sys.executable, "-c", "import utils; print(utils.peak_rss_mb())"],
+                           cwd=here, capture_output=True, text=True, check=True)  # fmt: skip
+    assert utils.peak_rss_mb() > 400
+    assert float(child.stdout) < 200  # a bare Python with utils: a few tens of MB
+    del ballast

@@ -14,9 +14,9 @@ and reports for each the median and the spread (min, max) over --rounds rounds, 
 loop / step, real images/s, the model FLOPs of a step (counted from the layer shapes), the
 achieved GFLOP/s and the utilization against this machine's matmul rate in TensorFlow in the
 same compute dtype and in float32 (the practical ceilings), and the process's peak memory.
-With --profile N it also traces N steps with TensorFlow's profiler (a folder TensorBoard's profile
-plugin opens) and sums the time of the step's ops by kind (matmuls and convolutions, Adam, casts,
-image resampling, the rest), to show where a step's time goes beside its matmuls.
+With --profile N it also traces N steps with TensorFlow's profiler (into runs/benchmark_profile/,
+which TensorBoard's profile plugin opens) and sums the time of the step's ops by kind (matmuls
+and convolutions, Adam, casts, image resampling, the rest): where a step's time goes.
 With --epoch-run it also trains two real epochs per precision (`python infogan.py --epochs 2`,
 in a scratch folder) and reports the second's loop and whole-epoch times and the peak memory
 (the GPU's too where there is one): with a GPU at hand, this one command makes every GPU figure.
@@ -163,7 +163,7 @@ def benchmark_precision(precision, x_train, args):
     step, loop = summary(step_times), summary(loop_times)
     profile = {}
     if args.profile:
-        logdir = os.path.splitext(args.out)[0] + f"_profile_{precision}"
+        logdir = os.path.join("runs", "benchmark_profile", precision)  # runs/ is not committed
         profile = {"profile": profile_step(one_step, batches, seeds, args.profile, logdir)}
     return {
         "precision": precision,

@@ -14,8 +14,8 @@ and reports for each the median and the spread (min, max) over --rounds rounds, 
 loop / step, real images/s, the model FLOPs of a step (counted from the layer shapes), the
 achieved GFLOP/s and the utilization against this machine's matmul rate in TensorFlow in the
 same compute dtype and in float32 (the practical ceilings), and the process's peak memory.
-With --profile N it also traces N steps with TensorFlow's profiler (into runs/benchmark_profile/,
-which TensorBoard's profile plugin opens) and sums the time of the step's ops by kind (matmuls
+With --profile N it also traces N steps with TensorFlow's profiler (into --profile-dir, which
+TensorBoard's profile plugin opens) and sums the time of the step's ops by kind (matmuls
 and convolutions, Adam, casts, image resampling, the rest): where a step's time goes.
 With --epoch-run it also trains two real epochs per precision (`python infogan.py --epochs 2`,
 in a scratch folder) and reports the second's loop and whole-epoch times and the peak memory
@@ -163,7 +163,7 @@ def benchmark_precision(precision, x_train, args):
     step, loop = summary(step_times), summary(loop_times)
     profile = {}
     if args.profile:
-        logdir = os.path.join("runs", "benchmark_profile", precision)  # runs/ is not committed
+        logdir = os.path.join(args.profile_dir, precision)
         profile = {"profile": profile_step(one_step, batches, seeds, args.profile, logdir)}
     return {
         "precision": precision,
@@ -315,6 +315,8 @@ def main(argv=None):
         metavar="STEPS",
         help="also trace this many steps and sum their op time by kind",
     )
+    parser.add_argument("--profile-dir", default=os.path.join("runs", "benchmark_profile"),
+                        help="where the traces go (runs/ is not committed)")  # fmt: skip
     parser.add_argument("--matmul-size", type=int, default=2048, help="of the ceiling's matmuls")
     parser.add_argument("--out", default=os.path.join("docs", "benchmark.json"))
     parser.add_argument("--readme", default="", help="also render the table into this file")

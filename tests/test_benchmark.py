@@ -25,7 +25,8 @@ def test_benchmark_smoke(tmp_path, mnist_file, capsys):
     out = tmp_path / "bench.json"
     benchmark.main(["--window", "2", "--rounds", "2", "--batch-size", "16",
                     "--precisions", "mixed_bfloat16", "--data", mnist_file, "--matmul-size", "256",
-                    "--out", str(out), "--profile", "2"])  # fmt: skip
+                    "--out", str(out), "--profile", "2",
+                    "--profile-dir", str(tmp_path / "traces")])  # fmt: skip
     report = json.load(open(out))
     assert [r["precision"] for r in report["results"]] == ["mixed_bfloat16"]
     assert set(report["matmul_gflops"]) == {"float32", "mixed_bfloat16"}
@@ -46,6 +47,7 @@ def test_benchmark_smoke(tmp_path, mnist_file, capsys):
         assert by_kind["matmuls and convolutions"] > 0 and by_kind["Adam updates"] > 0
         assert abs(sum(by_kind.values()) - profile["op_ms_total"]) < 1e-6
         assert any("Conv2DBackpropFilter" in op for op in profile["top_op_types_ms"])
+        assert profile["logdir"].startswith(str(tmp_path / "traces"))
     assert report["peak_rss_mb"] > 100 and report["command"].startswith("python benchmark.py")
     printed = capsys.readouterr().out
     assert "loop / step" in printed and "mixed_bfloat16 profile (2 steps" in printed

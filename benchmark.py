@@ -18,8 +18,9 @@ With --profile N it also traces N steps with TensorFlow's profiler (into --profi
 TensorBoard's profile plugin opens) and sums the time of the step's ops by kind (matmuls
 and convolutions, Adam, casts, image resampling, the rest): where a step's time goes.
 With --epoch-run it also trains two real epochs per precision (`python infogan.py --epochs 2`,
-in a scratch folder) and reports the second's loop and whole-epoch times and the peak memory
-(the GPU's too where there is one): with a GPU at hand, this one command makes every GPU figure.
+in a scratch folder) between two step windows, and reports the second epoch's loop and
+whole-epoch times against those windows' and the peak memory (the GPU's too where there is
+one): with a GPU at hand, this one command makes every GPU figure.
 Compare speeds only side by side on one machine: machines (and one machine over time) differ.
 """
 
@@ -161,6 +162,16 @@ def benchmark_precision(precision, x_train, args):
         }
 
     step, loop = summary(step_times), summary(loop_times)
+    epoch = {}
+    if args.epoch_run:  # between two step windows: the machine's speed drifts within minutes
+        before = step_window()
+        run = epoch_run(precision, args)
+        after = step_window()
+        run["adjacent_step_ms"] = [1000 * before, 1000 * after]
+        run["epoch_over_adjacent_steps"] = run["epoch_seconds"] / (
+            steps_per_epoch * (before + after) / 2
+        )
+        epoch = {"epoch_run": run}
     profile = {}
     if args.profile:
         logdir = os.path.join(args.profile_dir, precision)
@@ -178,6 +189,7 @@ def benchmark_precision(precision, x_train, args):
         "gflop_per_step": flops / 1e9,
         "achieved_gflops_step": flops / step["ms_median"] / 1e6,
         "achieved_gflops_loop": flops / loop["ms_median"] / 1e6,
+        **epoch,
         **profile,
     }
 
@@ -338,8 +350,6 @@ def main(argv=None):
     except UserError as error:
         sys.exit(f"error: {error}")
     for row in rows:
-        if args.epoch_run:
-            row["epoch_run"] = epoch_run(row["precision"], args)
         for kind in ("step", "loop"):
             achieved = row[f"achieved_gflops_{kind}"]
             row[f"utilization_{kind}"] = achieved / ceilings[row["precision"]]
@@ -389,7 +399,10 @@ def markdown(report):
             lines.append(
                 f"\n{r['precision']} real epoch (the 2nd): {run['seconds']:.1f} s loop "
                 f"({run['images_per_second']:.0f} img/s), {run['epoch_seconds']:.1f} s with its "
-                f"outputs, peak {run['peak_rss_mb']:.0f} MB{gpu}"
+                f"outputs, peak {run['peak_rss_mb']:.0f} MB{gpu}; "
+                f"{run['epoch_over_adjacent_steps'] - 1:+.1%} against the step windows just "
+                f"before and after it ({run['adjacent_step_ms'][0]:.1f} and "
+                f"{run['adjacent_step_ms'][1]:.1f} ms)"
             )
     for r in report["results"]:
         profile = r.get("profile", {})

@@ -21,11 +21,13 @@ def test_flop_count_follows_the_layer_shapes():
     assert extra == 2 * 3 * d_total
 
 
-def test_benchmark_smoke(tmp_path, mnist_file, capsys):
+def test_benchmark_smoke(tmp_path, mnist_file, capsys, monkeypatch):
     out = tmp_path / "bench.json"
+    epoch = {"seconds": 3.0, "epoch_seconds": 4.0, "images_per_second": 9.0, "peak_rss_mb": 1.0}
+    monkeypatch.setattr(benchmark, "epoch_run", lambda precision, args: dict(epoch))  # no 2nd run
     benchmark.main(["--window", "2", "--rounds", "2", "--batch-size", "16",
                     "--precisions", "mixed_bfloat16", "--data", mnist_file, "--matmul-size", "256",
-                    "--out", str(out), "--profile", "2",
+                    "--out", str(out), "--profile", "2", "--epoch-run",
                     "--profile-dir", str(tmp_path / "traces")])  # fmt: skip
     report = json.load(open(out))
     assert [r["precision"] for r in report["results"]] == ["mixed_bfloat16"]
@@ -42,6 +44,10 @@ def test_benchmark_smoke(tmp_path, mnist_file, capsys):
             fp32 = report["matmul_gflops"]["float32"]
             assert result[f"utilization_{kind}_of_fp32_ceiling"] == achieved / fp32
         assert result["loop_over_step"] == result["loop"]["ms_median"] / result["step"]["ms_median"]
+        run = result["epoch_run"]  # against 16-image steps of the windows just before and after
+        steps = len(benchmark.load_dataset("mnist", mnist_file)[0]) // 16
+        adjacent_seconds = steps * sum(run["adjacent_step_ms"]) / 2 / 1000
+        assert abs(run["epoch_over_adjacent_steps"] - 4.0 / adjacent_seconds) < 1e-9
         profile = result["profile"]  # the traced steps' op time, summed by kind
         by_kind = profile["op_ms_by_kind"]
         assert by_kind["matmuls and convolutions"] > 0 and by_kind["Adam updates"] > 0
@@ -51,6 +57,9 @@ def test_benchmark_smoke(tmp_path, mnist_file, capsys):
     assert report["peak_rss_mb"] > 100 and report["command"].startswith("python benchmark.py")
     printed = capsys.readouterr().out
     assert "loop / step" in printed and "mixed_bfloat16 profile (2 steps" in printed
+    for result in report["results"]:
+        change = result["epoch_run"]["epoch_over_adjacent_steps"] - 1
+        assert f"outputs, peak 1 MB; {change:+.1%} against the step windows just before" in printed
 
 
 def test_op_kinds_cover_onednn_kernels():

@@ -19,8 +19,8 @@ TensorBoard's profile plugin opens) and sums the time of the step's ops by kind 
 and convolutions, Adam, casts, image resampling, the rest): where a step's time goes.
 With --epoch-run it also trains two real epochs per precision (`python infogan.py --epochs 2`,
 in a scratch folder) between two step windows, and reports the second epoch's loop and
-whole-epoch times against those windows' and the peak memory (the GPU's too where there is
-one): with a GPU at hand, this one command makes every GPU figure.
+whole-epoch times, the latter against those two windows, and its peak memory (the GPU's too
+where there is one): with a GPU at hand, this one command makes every GPU figure.
 Compare speeds only side by side on one machine: machines (and one machine over time) differ.
 """
 

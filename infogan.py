@@ -66,6 +66,10 @@ class Config:
         0.5, "the augmented loss also thickens or thins the moved fakes' strokes by up to this "
         "(1: about a pixel); 0: off"
     )  # fmt: skip
+    lambda_contrastive: float = option(
+        0.0, "weight of InfoGAN-CR's contrastive loss: a pair discriminator tells which code two "
+        "fakes share, and G learns to make that visible; 0: off"
+    )  # fmt: skip
     continuous_std: str = option(
         "fixed", "std of Q's Gaussian: fixed at 1 (official code) or learned", choices=("fixed",
                                                                                    "learned")
@@ -91,6 +95,7 @@ BEFORE_OPTION_EXISTED = {
     "lambda_cat_augmented": 0.0,
     "dataset": "mnist",
     "stroke_change": 0.0,
+    "lambda_contrastive": 0.0,
 }
 REMOVED_OPTIONS = {"noise_scale": 1.0}  # an old run resumes only if it used this value
 
@@ -132,7 +137,7 @@ def validate_config(config):
         return "--" + name.replace("_", "-")
 
     for name in ("g_lr", "d_lr", "beta1", "beta2", "lambda_cat", "lambda_cont",
-                 "lambda_cat_augmented", "stroke_change"):  # fmt: skip
+                 "lambda_cat_augmented", "stroke_change", "lambda_contrastive"):  # fmt: skip
         if not math.isfinite(getattr(config, name)):
             raise UserError(f"{flag(name)} must be a finite number, got {getattr(config, name)}")
     for name in ("epochs", "batch_size", "g_lr", "d_lr", "keep_checkpoints", "grid_columns"):
@@ -141,11 +146,14 @@ def validate_config(config):
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             raise UserError(f"{flag(name)} must be in [0, 1), got {getattr(config, name)}")
-    for name in ("lambda_cat", "lambda_cont", "lambda_cat_augmented", "stroke_change"):
+    for name in ("lambda_cat", "lambda_cont", "lambda_cat_augmented", "stroke_change",
+                 "lambda_contrastive"):  # fmt: skip
         if getattr(config, name) < 0:
             raise UserError(f"{flag(name)} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.seed < 2**31:
         raise UserError(f"--seed must be in 0 .. 2^31-1, got {config.seed}")
+    if config.lambda_contrastive and config.batch_size % 2:
+        raise UserError(f"--lambda-contrastive needs an even --batch-size, got {config.batch_size}")
     if config.grid_columns > 100:
         raise UserError(f"--grid-columns must be at most 100, got {config.grid_columns}")
 
@@ -169,7 +177,7 @@ import tensorflow_probability as tfp  # noqa: E402
 
 import fused_adam  # noqa: E402
 from evaluate import cluster_accuracy, predict_codes  # noqa: E402
-from model import build_discriminator, build_generator  # noqa: E402
+from model import build_discriminator, build_generator, build_pair_discriminator  # noqa: E402
 from utils import (  # noqa: E402
     RunLock,
     RunPaths,
@@ -179,6 +187,7 @@ from utils import (  # noqa: E402
     category_grid_latent,
     change_strokes,
     check_free_space,
+    contrastive_pairs,
     ensure_writable,
     first_line,
     image_grid,
@@ -232,15 +241,19 @@ def info_nll(categorical_code, continuous_codes, categorical_logits, mean, log_s
 # ---------------------------------------------------------------------------------- train step
 
 
-def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config):
+def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config, pair=None):
     """One simultaneous update of G and of the discriminator (body, D head, Q head) from the same
-    fakes, as in the official InfoGAN code. Returns replica_step(real_images, seed) -> dict of
-    this replica's share of each loss (summed over the replicas, the global batch means).
+    fakes, as in the official InfoGAN code; with --lambda-contrastive, `pair` is InfoGAN-CR's
+    (pair discriminator, its optimizer), updated in the same step. Returns
+    replica_step(real_images, seed) -> dict of this replica's share of each loss (summed over the
+    replicas, the global batch means).
 
     Under tf.distribute each replica gets its slice of the global batch of real images; it
     draws the latents (and motions) of the whole global batch from the step's seed and keeps
     its own slice, so the replicas together compute exactly the one-device step."""
     global_batch = config.batch_size
+    pairs = global_batch // 2  # InfoGAN-CR's pairs of fakes per step, over all replicas
+    pair_discriminator, pair_optimizer = pair or (None, None)
     g_variables = generator.trainable_variables
     d_variables = [  # body + D head + Q head (less the log-std output when it is unused)
         v
@@ -258,10 +271,17 @@ def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config
         categorical_code, continuous_codes, noise = (
             part[mine] for part in sample_latent(global_batch, seed)
         )  # (b, 10), (b, 2), (b, 62)
+        latent = join_latent(categorical_code, continuous_codes, noise)  # (b, 74)
+        if pair_discriminator:  # InfoGAN-CR's pairs of latents join G's one pass (see below)
+            shared_code, latent_a, latent_b = (
+                part[slice_of_replica(b // 2)] for part in contrastive_pairs(pairs, seed)
+            )  # (p,), (p, 74), (p, 74)
+            latent = tf.concat([latent, latent_a, latent_b], 0)  # (b + 2p, 74)
         with tf.GradientTape(persistent=True) as tape:
-            fake_images = generator(
-                join_latent(categorical_code, continuous_codes, noise), training=True
-            )
+            # One pass of G over the fakes and any pairs (its batch norm sees them all): with
+            # two, replicas under tf.distribute met synced batch norms' collectives out of order.
+            generated = generator(latent, training=True)
+            fake_images = generated[:b]  # (b, 28, 28, 1)
             real_logit = float32(discriminator(real_images, training=True))[0]
             fake_logit, categorical_logits, mean, log_std = float32(
                 discriminator(fake_images, training=True)
@@ -293,11 +313,28 @@ def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config
                 name: tf.nn.compute_average_loss(value, global_batch_size=global_batch)
                 for name, value in losses.items()
             }
+            if pair_discriminator:
+                # InfoGAN-CR: two fakes share their noise and one code; the pair discriminator
+                # learns which, and G (through g_loss) to make each code's effect its own.
+                image_a, image_b = tf.split(generated[b:], 2)  # (p, 28, 28, 1) each
+                shared_code_logits = tf.cast(
+                    pair_discriminator(tf.concat([image_a, image_b], -1), training=True),
+                    tf.float32,
+                )
+                contrastive_nll = -tfd.Categorical(logits=shared_code_logits).log_prob(shared_code)
+                losses["contrastive_nll"] = tf.nn.compute_average_loss(
+                    contrastive_nll, global_batch_size=pairs
+                )
+                losses["g_loss"] += config.lambda_contrastive * losses["contrastive_nll"]
         d_gradients = tape.gradient(losses["d_loss"], d_variables)
         g_gradients = tape.gradient(losses["g_loss"], g_variables)
         # Under a strategy the optimizers sum the replicas' gradients before they apply them.
         d_optimizer.apply_gradients(zip(d_gradients, d_variables, strict=True))
         g_optimizer.apply_gradients(zip(g_gradients, g_variables, strict=True))
+        if pair_discriminator:  # contrastive_nll updates it (and, through g_loss, G)
+            pair_variables = pair_discriminator.trainable_variables
+            pair_gradients = tape.gradient(losses["contrastive_nll"], pair_variables)
+            pair_optimizer.apply_gradients(zip(pair_gradients, pair_variables, strict=True))
         return losses
 
     return replica_step
@@ -312,7 +349,8 @@ def slice_of_replica(per_replica):
 
 def loss_names(config):
     names = ["d_loss", "g_loss", "info_loss", "categorical_nll", "continuous_nll"]
-    return names + ["augmented_categorical_nll"] * bool(config.lambda_cat_augmented)
+    names += ["augmented_categorical_nll"] * bool(config.lambda_cat_augmented)
+    return names + ["contrastive_nll"] * bool(config.lambda_contrastive)
 
 
 def make_train_step(replica_step, strategy):
@@ -414,15 +452,37 @@ class Training:
                 self.generator, self.discriminator, config, replicas
             )
             self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")  # completed epochs
+            self.pair = None  # InfoGAN-CR's pair discriminator and its optimizer, when used
+            if config.lambda_contrastive:
+                keras.mixed_precision.set_global_policy(precision)
+                try:
+                    pair_discriminator = build_pair_discriminator()
+                finally:
+                    keras.mixed_precision.set_global_policy("float32")
+                pair_optimizer = fused_adam.make_adam(
+                    config.d_lr, config.beta1, config.beta2, config.fused_adam, replicas
+                )
+                pair_optimizer.build(pair_discriminator.trainable_variables)
+                self.pair = (pair_discriminator, pair_optimizer)
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator,
             discriminator=self.discriminator,
             g_optimizer=self.g_optimizer,
             d_optimizer=self.d_optimizer,
             epoch=self.epoch,
+            **(
+                {"pair_discriminator": self.pair[0], "pair_optimizer": self.pair[1]}
+                if self.pair
+                else {}
+            ),
         )
         replica_step = make_replica_step(
-            self.generator, self.discriminator, self.g_optimizer, self.d_optimizer, config
+            self.generator,
+            self.discriminator,
+            self.g_optimizer,
+            self.d_optimizer,
+            config,
+            self.pair,
         )
         self.train_step = make_train_step(replica_step, strategy)
         # The saved models, the per-epoch readout and grid compute in float32 whatever the
@@ -442,6 +502,8 @@ class Training:
         """The size of one checkpoint: weights and both optimizers' slots."""
         variables = [*self.generator.weights, *self.discriminator.weights]
         variables += [*self.g_optimizer.variables, *self.d_optimizer.variables]
+        if self.pair:
+            variables += [*self.pair[0].weights, *self.pair[1].variables]
         return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 

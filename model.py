@@ -87,6 +87,24 @@ def build_discriminator(name="discriminator", synchronized_bn=False):
     )
 
 
+def build_pair_discriminator(name="pair_discriminator"):
+    """InfoGAN-CR's contrastive discriminator: a pair of images stacked as channels (B, 28, 28, 2)
+    -> logits (B, 1 + CONTINUOUS_DIM) over which code the pair shares (0: the categorical code,
+    1: c1, 2: c2). Its own small network, as in Lin et al. 2020; no batch norm, so it needs no
+    synchronization across replicas."""
+    pair = keras.Input(shape=(*IMAGE_SHAPE[:2], 2), name="image_pair")
+    x = layers.Conv2D(32, 4, strides=2, padding="same", name="p_conv1")(pair)
+    x = layers.LeakyReLU(LEAKY_SLOPE, name="p_lrelu1")(x)  # (B, 14, 14, 32)
+    # No bias: TF 2.21's remapper cannot fuse a biased conv + LeakyReLU here and logs an error.
+    x = layers.Conv2D(64, 4, strides=2, padding="same", use_bias=False, name="p_conv2")(x)
+    x = layers.LeakyReLU(LEAKY_SLOPE, name="p_lrelu2")(x)  # (B, 7, 7, 64)
+    x = layers.Flatten(name="p_flatten")(x)
+    x = layers.Dense(256, name="p_fc3")(x)
+    x = layers.LeakyReLU(LEAKY_SLOPE, name="p_lrelu3")(x)
+    shared_code_logits = layers.Dense(1 + CONTINUOUS_DIM, name="shared_code_logits")(x)
+    return keras.Model(pair, shared_code_logits, name=name)
+
+
 def body_variables(discriminator):
     """Trainable variables of the body that D and Q share (every d_* layer but the D head)."""
     return [

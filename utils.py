@@ -379,6 +379,35 @@ def sample_latent(batch_size, seed):
     return categorical_code, continuous_codes, noise
 
 
+def contrastive_pairs(pairs, seed):
+    """InfoGAN-CR's pairs of latents: shared_code (P,) int32, latent_a (P, 74), latent_b (P, 74).
+    The two latents of a pair share their noise and ONE code, shared_code (0: the categorical
+    code, 1: c1, 2: c2); the other codes differ: another category, fresh continuous values."""
+    tf = import_tensorflow()
+
+    code_seed, a_seed, b_seed, shift_seed = _tfp().random.split_seed(
+        seed, n=4, salt="contrastive_pairs"
+    )
+    shared_code = tf.random.stateless_uniform(
+        [pairs], code_seed, 0, 1 + CONTINUOUS_DIM, dtype=tf.int32
+    )
+    categorical_a, continuous_a, noise = sample_latent(pairs, a_seed)
+    continuous_b = sample_latent(pairs, b_seed)[1]
+    category_a = tf.argmax(categorical_a, axis=-1, output_type=tf.int32)
+    other_category = category_a + tf.random.stateless_uniform(
+        [pairs], shift_seed, 1, CATEGORICAL_DIM, dtype=tf.int32
+    )
+    category_b = tf.where(shared_code == 0, category_a, other_category % CATEGORICAL_DIM)
+    categorical_b = tf.one_hot(category_b, CATEGORICAL_DIM, dtype=categorical_a.dtype)
+    shares = tf.one_hot(shared_code - 1, CONTINUOUS_DIM) > 0  # (P, 2); code 0 shares neither
+    continuous_b = tf.where(shares, continuous_a, continuous_b)
+    return (
+        shared_code,
+        join_latent(categorical_a, continuous_a, noise),
+        join_latent(categorical_b, continuous_b, noise),
+    )
+
+
 def step_seeds(seed, epoch, steps):
     """One stateless seed (2,) int32 per training step of `epoch`: a function of (seed, epoch)
     alone, like the data order, so a resumed run draws what an uninterrupted one would."""

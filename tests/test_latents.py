@@ -7,6 +7,7 @@ from utils import (
     CONTINUOUS_SLICE,
     NOISE_SLICE,
     category_grid_latent,
+    contrastive_pairs,
     join_latent,
     latent_priors,
     latent_sweep,
@@ -108,3 +109,21 @@ def test_sweep_rows_hold_category_noise_and_other_code_fixed():
         np.testing.assert_allclose(latent[row, :, NOISE_SLICE], np.tile(noise[row], (5, 1)))
     one = latent_vectors([2], [[0.1, 0.2]], noise[:1])
     assert one.shape == (1, 74) and one[0, 2] == 1 and one[0, :10].sum() == 1
+
+
+def test_contrastive_pairs_share_their_noise_and_exactly_one_code():
+    shared_code, latent_a, latent_b = (np.asarray(part) for part in contrastive_pairs(600, [3, 4]))
+    assert latent_a.shape == latent_b.shape == (600, 74)
+    assert set(shared_code.tolist()) == {0, 1, 2}  # the categorical code, c1, c2
+    np.testing.assert_array_equal(latent_a[:, NOISE_SLICE], latent_b[:, NOISE_SLICE])
+    same_category = latent_a[:, CATEGORICAL_SLICE].argmax(1) == latent_b[
+        :, CATEGORICAL_SLICE
+    ].argmax(1)
+    np.testing.assert_array_equal(same_category, shared_code == 0)
+    assert np.all(latent_b[:, CATEGORICAL_SLICE].sum(1) == 1)  # still one-hot
+    same_continuous = latent_a[:, CONTINUOUS_SLICE] == latent_b[:, CONTINUOUS_SLICE]  # (600, 2)
+    for code in (1, 2):
+        np.testing.assert_array_equal(same_continuous[:, code - 1], shared_code == code)
+    other = latent_b[:, CONTINUOUS_SLICE][shared_code != 1, 0]  # c1 drawn afresh: uniform
+    assert other.min() >= -1 and other.max() <= 1 and abs(other.mean()) < 0.1
+    np.testing.assert_array_equal(np.asarray(contrastive_pairs(600, [3, 4])[1]), latent_a)

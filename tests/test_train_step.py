@@ -78,6 +78,35 @@ def test_info_loss_reaches_the_shared_body():
         ), f"lambdas {weights} left the body's update unchanged"
 
 
+def test_the_contrastive_loss_updates_g_and_the_pair_discriminator_only():
+    # InfoGAN-CR's loss is cooperative, like the info loss, but it must not reach D or Q: from
+    # the same weights, batch and latents, only G's update may change with its weight.
+    updates, losses = [], []
+    for weight in (0.0, 1.0):
+        config = infogan.Config(batch_size=16, lambda_contrastive=weight)
+        generator, discriminator, *_ = networks = fresh(config, optimizer="sgd")
+        keras.utils.set_random_seed(1)
+        pair_discriminator = model.build_pair_discriminator()
+        pair_before = snapshot(pair_discriminator.trainable_variables)
+        variables = generator.trainable_variables + discriminator.trainable_variables
+        before = snapshot(variables)
+        step = infogan.make_replica_step(
+            *networks, config, pair=(pair_discriminator, keras.optimizers.SGD(0.1))
+        )
+        losses.append(tf.function(step)(real_batch(), tf.constant([0, 1])))
+        assert changed(pair_before, pair_discriminator.trainable_variables)
+        updates.append([np.asarray(v) - b for b, v in zip(before, variables, strict=True)])
+    assert 0.5 < float(losses[1]["contrastive_nll"]) < 2  # about log 3 before any training
+    g_count = len(generator.trainable_variables)
+    assert any(not np.allclose(a, b) for a, b in zip(*(u[:g_count] for u in updates), strict=True))
+    for a, b in zip(*(u[g_count:] for u in updates), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+    assert float(losses[1]["g_loss"]) == pytest.approx(
+        float(losses[0]["g_loss"]) + float(losses[1]["contrastive_nll"]), rel=1e-5
+    )
+    assert "contrastive_nll" in infogan.loss_names(config)
+
+
 def test_the_info_loss_is_the_weighted_sum_of_its_terms():
     config = infogan.Config(batch_size=16, lambda_cont=0.3, lambda_cat_augmented=0.5)
     losses = step_of(config, *fresh(config, optimizer="sgd"))(real_batch(), tf.constant([0, 1]))

@@ -5,6 +5,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from conftest import STEPS_PER_EPOCH, TINY_RUN
 
 import infogan
@@ -145,6 +146,20 @@ def test_interrupted_run_resumes_at_the_right_epoch(tmp_path, trained_run, monke
     np.testing.assert_allclose(resumed["d_loss"], uninterrupted["d_loss"], rtol=5e-2)
     epochs = pd.read_csv(os.path.join(out, "figures/losses_per_epoch.csv"))
     assert epochs["epoch"].tolist() == [1, 2]
+
+
+def test_a_contrastive_run_checkpoints_its_pair_discriminator_and_resumes(tmp_path):
+    out = str(tmp_path / "run")
+    flags = ["--out", out, "--lambda-contrastive", "2", *TINY_RUN]
+    infogan.main(["--epochs", "1", *flags])
+    checkpoint = os.path.join(out, "checkpoints", "ckpt-1")
+    variables = tf.train.list_variables(checkpoint)
+    assert [4, 4, 2, 32] in [shape for _, shape in variables]  # the pair discriminator's conv
+    assert any(name.startswith("pair_optimizer/") for name, _ in variables)
+    infogan.main(["--epochs", "2", *flags])  # restores all of it, or stops with an error
+    steps = pd.read_csv(os.path.join(out, "figures/losses_per_step.csv"))
+    assert steps["epoch"].tolist() == [1] * STEPS_PER_EPOCH + [2] * STEPS_PER_EPOCH
+    assert steps["contrastive_nll"].between(0, 5).all()
 
 
 def test_resume_with_other_options_asks_for_fresh(tmp_path, trained_run):

@@ -281,7 +281,8 @@ def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config
             # One pass of G over the fakes and any pairs (its batch norm sees them all): with
             # two, replicas under tf.distribute met synced batch norms' collectives out of order.
             generated = generator(latent, training=True)
-            fake_images = generated[:b]  # (b, 28, 28, 1)
+            # (b, 28, 28, 1); no slice without pairs: it stops TF's remapper fusing D's first layer
+            fake_images = generated[:b] if pair_discriminator else generated
             real_logit = float32(discriminator(real_images, training=True))[0]
             fake_logit, categorical_logits, mean, log_std = float32(
                 discriminator(fake_images, training=True)

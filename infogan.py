@@ -154,6 +154,10 @@ def validate_config(config):
         raise UserError(f"--seed must be in 0 .. 2^31-1, got {config.seed}")
     if config.lambda_contrastive and config.batch_size % 2:
         raise UserError(f"--lambda-contrastive needs an even --batch-size, got {config.batch_size}")
+    if config.lambda_contrastive and config.strategy != "one":
+        # One two-replica step matched one device, but left the process's collectives out of
+        # step for the next strategy; untested beyond that, so not offered.
+        raise UserError("--lambda-contrastive trains on one device only; use --strategy one")
     if config.grid_columns > 100:
         raise UserError(f"--grid-columns must be at most 100, got {config.grid_columns}")
 

@@ -171,6 +171,8 @@ def test_the_input_pipeline_runs_no_autotuning_thread():
         (["--lambda-cont", "nan"], "--lambda-cont must be a finite number"),
         (["--seed", "-5"], "--seed must be in 0 .. 2^31-1"),
         (["--seed", str(2**40)], "--seed must be in 0 .. 2^31-1"),
+        (["--lambda-contrastive", "1", "--batch-size", "31"], "needs an even --batch-size"),
+        (["--lambda-contrastive", "1", "--strategy", "mirrored"], "use --strategy one"),
     ],
 )
 def test_bad_options_get_a_clear_error(flags, message):

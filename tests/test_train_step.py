@@ -148,22 +148,11 @@ def test_compiled_step_matches_eager_step(optimizer, augmented):
             assert c[name] == pytest.approx(e[name], rel=tolerance), (step_index, name)
 
 
-@pytest.mark.parametrize(
-    "lambda_contrastive",
-    [
-        0.0,
-        pytest.param(1.0, marks=pytest.mark.xfail(strict=True, reason="known: the remapper gives "
-                     "up on the contrastive step (d_conv1's fusion); slower, same results")),
-    ],
-)  # fmt: skip
-def test_graph_optimizer_accepts_the_step(capfd, lambda_contrastive):
+def test_graph_optimizer_accepts_the_step(capfd):
     """TF's remapper failed on the step when the moved fakes had no static size, and logged
     'remapper failed' on every run."""
-    config = infogan.Config(batch_size=16, lambda_contrastive=lambda_contrastive)
-    pair = (
-        (model.build_pair_discriminator(), keras.optimizers.Adam()) if lambda_contrastive else None
-    )
-    step = tf.function(infogan.make_replica_step(*fresh(config), config, pair))
+    config = infogan.Config(batch_size=16)
+    step = step_of(config, *fresh(config))
     capfd.readouterr()
     step(real_batch(), tf.constant([0, 1]))["d_loss"].numpy()
     assert "remapper failed" not in capfd.readouterr().err

@@ -282,8 +282,7 @@ def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config
             )  # (p,), (p, 74), (p, 74)
             latent = tf.concat([latent, latent_a, latent_b], 0)  # (b + 2p, 74)
         with tf.GradientTape(persistent=True) as tape:
-            # One pass of G over the fakes and any pairs (its batch norm sees them all): with
-            # two, replicas under tf.distribute met synced batch norms' collectives out of order.
+            # One pass of G over the fakes and any pairs: its batch norm sees them all.
             generated = generator(latent, training=True)
             # (b, 28, 28, 1); no slice without pairs: it stops TF's remapper fusing D's first layer
             fake_images = generated[:b] if pair_discriminator else generated

@@ -90,12 +90,11 @@ def build_discriminator(name="discriminator", synchronized_bn=False):
 def build_pair_discriminator(name="pair_discriminator"):
     """InfoGAN-CR's contrastive discriminator: a pair of images stacked as channels (B, 28, 28, 2)
     -> logits (B, 1 + CONTINUOUS_DIM) over which code the pair shares (0: the categorical code,
-    1: c1, 2: c2). Its own small network, as in Lin et al. 2020; no batch norm, so it needs no
-    synchronization across replicas."""
+    1: c1, 2: c2). Its own small network without batch norm, as in Lin et al. 2020."""
     pair = keras.Input(shape=(*IMAGE_SHAPE[:2], 2), name="image_pair")
     x = layers.Conv2D(32, 4, strides=2, padding="same", name="p_conv1")(pair)
     x = layers.LeakyReLU(LEAKY_SLOPE, name="p_lrelu1")(x)  # (B, 14, 14, 32)
-    # No bias: TF 2.21's remapper cannot fuse a biased conv + LeakyReLU here and logs an error.
+    # No bias (as in the runs of docs/experiments.md): TF 2.21's remapper failed on this layer.
     x = layers.Conv2D(64, 4, strides=2, padding="same", use_bias=False, name="p_conv2")(x)
     x = layers.LeakyReLU(LEAKY_SLOPE, name="p_lrelu2")(x)  # (B, 7, 7, 64)
     x = layers.Flatten(name="p_flatten")(x)

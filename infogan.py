@@ -421,14 +421,22 @@ def training_precision(requested):
 
 
 def build_models(precision, synchronized_bn=False):
-    """G and the discriminator with their layers computing in `precision` (a Keras dtype policy).
-    The variables are float32 under every policy, so weights move freely between precisions."""
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        return (
+    """G and the discriminator with their layers computing in `precision` (a Keras dtype policy)."""
+    return built_in(
+        precision,
+        lambda: (
             build_generator(synchronized_bn=synchronized_bn),
             build_discriminator(synchronized_bn=synchronized_bn),
-        )
+        ),
+    )
+
+
+def built_in(precision, build):
+    """What build() makes with its layers computing in `precision`. The variables are float32
+    under every policy, so weights move freely between precisions."""
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return build()
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -458,11 +466,7 @@ class Training:
             self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")  # completed epochs
             self.pair = None  # InfoGAN-CR's pair discriminator and its optimizer, when used
             if config.lambda_contrastive:
-                keras.mixed_precision.set_global_policy(precision)
-                try:
-                    pair_discriminator = build_pair_discriminator()
-                finally:
-                    keras.mixed_precision.set_global_policy("float32")
+                pair_discriminator = built_in(precision, build_pair_discriminator)
                 pair_optimizer = fused_adam.make_adam(
                     config.d_lr, config.beta1, config.beta2, config.fused_adam, replicas
                 )

@@ -70,6 +70,10 @@ class Config:
         0.0, "weight of InfoGAN-CR's contrastive loss: a pair discriminator tells which code two "
         "fakes share, and G learns to make that visible; 0: off"
     )  # fmt: skip
+    generator_ema: float = option(
+        0.0, "also keep an exponential moving average of G's weights, with this decay a step "
+        "(e.g. 0.999), and save and sample from it; 0: off (save G as trained)"
+    )  # fmt: skip
     continuous_std: str = option(
         "fixed", "std of Q's Gaussian: fixed at 1 (official code) or learned", choices=("fixed",
                                                                                    "learned")
@@ -96,6 +100,7 @@ BEFORE_OPTION_EXISTED = {
     "dataset": "mnist",
     "stroke_change": 0.0,
     "lambda_contrastive": 0.0,
+    "generator_ema": 0.0,
 }
 REMOVED_OPTIONS = {"noise_scale": 1.0}  # an old run resumes only if it used this value
 
@@ -137,13 +142,14 @@ def validate_config(config):
         return "--" + name.replace("_", "-")
 
     for name in ("g_lr", "d_lr", "beta1", "beta2", "lambda_cat", "lambda_cont",
-                 "lambda_cat_augmented", "stroke_change", "lambda_contrastive"):  # fmt: skip
+                 "lambda_cat_augmented", "stroke_change", "lambda_contrastive",
+                 "generator_ema"):  # fmt: skip
         if not math.isfinite(getattr(config, name)):
             raise UserError(f"{flag(name)} must be a finite number, got {getattr(config, name)}")
     for name in ("epochs", "batch_size", "g_lr", "d_lr", "keep_checkpoints", "grid_columns"):
         if not getattr(config, name) > 0:
             raise UserError(f"{flag(name)} must be > 0, got {getattr(config, name)}")
-    for name in ("beta1", "beta2"):
+    for name in ("beta1", "beta2", "generator_ema"):
         if not 0 <= getattr(config, name) < 1:
             raise UserError(f"{flag(name)} must be in [0, 1), got {getattr(config, name)}")
     for name in ("lambda_cat", "lambda_cont", "lambda_cat_augmented", "stroke_change",
@@ -357,14 +363,21 @@ def loss_names(config):
     return names + ["contrastive_nll"] * bool(config.lambda_contrastive)
 
 
-def make_train_step(replica_step, strategy):
+def make_train_step(replica_step, strategy, generator_average=None):
     """train_step(batch, seed) -> {loss name: global batch mean}: one step of every replica,
     compiled. The epoch loop calls it without reading its losses back, and reads them a tenth
-    of an epoch at a time, so the host never waits on a step."""
+    of an epoch at a time, so the host never waits on a step. generator_average: (G, the model
+    holding the moving average of G's weights, decay) with --generator-ema."""
 
     @tf.function
     def train_step(batch, seed):
         per_replica = strategy.run(replica_step, args=(batch, seed))
+        if generator_average:  # after G's update; here, outside the replicas, once for all
+            generator, average, decay = generator_average
+            for mean, weight in zip(
+                average.trainable_variables, generator.trainable_variables, strict=True
+            ):
+                mean.assign_sub((1.0 - decay) * (mean - weight))
         return {
             name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
             for name, value in per_replica.items()
@@ -452,6 +465,26 @@ def make_optimizers(generator, discriminator, config, replicas=1):
     return g_optimizer, d_optimizer
 
 
+STATISTICS_BATCH = 2048  # latents whose pass sets the averaged G's batch-norm statistics
+
+
+def standing_statistics(generator, latent):
+    """Set every batch-norm layer's moving mean and variance of `generator` to those of one
+    training-mode pass over `latent` (B, 74): weights that never trained as they are need
+    statistics of their own (BigGAN's "standing statistics")."""
+    norms = [
+        layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    momenta = [norm.momentum for norm in norms]
+    try:
+        for norm in norms:
+            norm.momentum = 0.0  # the moving statistics become this pass's
+        generator(latent, training=True)
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+
+
 class Training:
     """Everything one run trains and checkpoints, built under the strategy's scope."""
 
@@ -472,6 +505,17 @@ class Training:
                 )
                 pair_optimizer.build(pair_discriminator.trainable_variables)
                 self.pair = (pair_discriminator, pair_optimizer)
+            # --generator-ema: the moving average of G's trainable weights, saved in G's place.
+            # It never runs in training, so its batch-norm statistics are measured afresh at
+            # each export (standing_statistics), not averaged.
+            self.generator_ema = None
+            if config.generator_ema:
+                self.generator_ema = build_generator()  # float32 weights under every policy
+                for average, weight in zip(
+                    self.generator_ema.weights, self.generator.weights, strict=True
+                ):
+                    average.assign(weight)
+        self.statistics_latent = join_latent(*sample_latent(STATISTICS_BATCH, [config.seed, 2]))
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator,
             discriminator=self.discriminator,
@@ -483,6 +527,7 @@ class Training:
                 if self.pair
                 else {}
             ),
+            **({} if self.generator_ema is None else {"generator_ema": self.generator_ema}),
         )
         replica_step = make_replica_step(
             self.generator,
@@ -492,19 +537,32 @@ class Training:
             config,
             self.pair,
         )
-        self.train_step = make_train_step(replica_step, strategy)
+        self.train_step = make_train_step(
+            replica_step,
+            strategy,
+            (self.generator, self.generator_ema, config.generator_ema)
+            if self.generator_ema is not None
+            else None,
+        )
+        # What the run saves and samples from: G, or with --generator-ema its moving average.
+        self.saved = (
+            self.generator if self.generator_ema is None else self.generator_ema,
+            self.discriminator,
+        )
         # The saved models, the per-epoch readout and grid compute in float32 whatever the
         # training precision and device count, so files and numbers do not depend on them.
         if precision == "float32" and replicas == 1:
-            self.exports = (self.generator, self.discriminator)
+            self.exports = self.saved
         else:
             self.exports = build_models("float32")
 
     def sync_exports(self):
-        for export, trained in zip(self.exports, (self.generator, self.discriminator), strict=True):
+        for export, trained in zip(self.exports, self.saved, strict=True):
             if export is not trained:
                 for target, source in zip(export.weights, trained.weights, strict=True):
                     target.assign(source.value)
+        if self.generator_ema is not None:
+            standing_statistics(self.exports[0], self.statistics_latent)
 
     def checkpoint_bytes(self):
         """The size of one checkpoint: weights and both optimizers' slots."""
@@ -512,6 +570,8 @@ class Training:
         variables += [*self.g_optimizer.variables, *self.d_optimizer.variables]
         if self.pair:
             variables += [*self.pair[0].weights, *self.pair[1].variables]
+        if self.generator_ema is not None:
+            variables += self.generator_ema.weights
         return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 

@@ -173,6 +173,7 @@ def test_the_input_pipeline_runs_no_autotuning_thread():
         (["--seed", str(2**40)], "--seed must be in 0 .. 2^31-1"),
         (["--lambda-contrastive", "1", "--batch-size", "31"], "needs an even --batch-size"),
         (["--lambda-contrastive", "1", "--strategy", "mirrored"], "use --strategy one"),
+        (["--generator-ema", "1"], "--generator-ema must be in [0, 1)"),
     ],
 )
 def test_bad_options_get_a_clear_error(flags, message):

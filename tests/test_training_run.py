@@ -9,6 +9,7 @@ import tensorflow as tf
 from conftest import STEPS_PER_EPOCH, TINY_RUN
 
 import infogan
+from model import build_generator
 from utils import GENERATOR_FILE, load_generator, step_seeds
 
 
@@ -160,6 +161,25 @@ def test_a_contrastive_run_checkpoints_its_pair_discriminator_and_resumes(tmp_pa
     steps = pd.read_csv(os.path.join(out, "figures/losses_per_step.csv"))
     assert steps["epoch"].tolist() == [1] * STEPS_PER_EPOCH + [2] * STEPS_PER_EPOCH
     assert steps["contrastive_nll"].between(0, 5).all()
+
+
+def test_a_run_with_the_generator_average_saves_it_and_resumes(tmp_path):
+    out = str(tmp_path / "run")
+    flags = ["--out", out, "--generator-ema", "0.9", *TINY_RUN]
+    infogan.main(["--epochs", "1", *flags])
+    infogan.main(["--epochs", "2", *flags])  # restores the average too, or stops with an error
+    trained, average = build_generator(), build_generator()
+    checkpoint = tf.train.Checkpoint(generator=trained, generator_ema=average)
+    checkpoint.read(os.path.join(out, "checkpoints", "ckpt-2")).expect_partial()
+    kernel = trained.get_layer("g_fc1").kernel  # (74, 1024)
+    assert not np.allclose(kernel, average.get_layer("g_fc1").kernel)
+    saved = load_generator(os.path.join(out, "model", GENERATOR_FILE))
+    for layer in ("g_fc1", "g_deconv1"):  # the saved generator is the average
+        np.testing.assert_array_equal(
+            saved.get_layer(layer).kernel, average.get_layer(layer).kernel
+        )
+    steps = pd.read_csv(os.path.join(out, "figures/losses_per_step.csv"))
+    assert steps["epoch"].tolist() == [1] * STEPS_PER_EPOCH + [2] * STEPS_PER_EPOCH
 
 
 def test_resume_with_other_options_asks_for_fresh(tmp_path, trained_run):

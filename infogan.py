@@ -465,21 +465,23 @@ def make_optimizers(generator, discriminator, config, replicas=1):
     return g_optimizer, d_optimizer
 
 
-STATISTICS_BATCH = 2048  # latents whose pass sets the averaged G's batch-norm statistics
+STATISTICS_LATENTS = 2048  # latents whose passes set the averaged G's batch-norm statistics
+STATISTICS_CHUNK = 256  # latents a pass: all 2048 at once would add ~470 MB to a run's peak
 
 
-def standing_statistics(generator, latent):
-    """Set every batch-norm layer's moving mean and variance of `generator` to those of one
-    training-mode pass over `latent` (B, 74): weights that never trained as they are need
-    statistics of their own (BigGAN's "standing statistics")."""
+def standing_statistics(generator, latent, chunk=STATISTICS_CHUNK):
+    """Set every batch-norm layer's moving mean and variance of `generator` to their averages
+    over training-mode passes over `latent` (N, 74), `chunk` at a time: weights that never
+    trained as they are need statistics of their own (BigGAN's "standing statistics")."""
     norms = [
         layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)
     ]
     momenta = [norm.momentum for norm in norms]
     try:
-        for norm in norms:
-            norm.momentum = 0.0  # the moving statistics become this pass's
-        generator(latent, training=True)
+        for passes, start in enumerate(range(0, len(latent), chunk)):
+            for norm in norms:  # moving = the mean of this and the earlier passes' statistics
+                norm.momentum = passes / (passes + 1)
+            generator(latent[start : start + chunk], training=True)
     finally:
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
@@ -515,7 +517,7 @@ class Training:
                     self.generator_ema.weights, self.generator.weights, strict=True
                 ):
                     average.assign(weight)
-        self.statistics_latent = join_latent(*sample_latent(STATISTICS_BATCH, [config.seed, 2]))
+        self.statistics_latent = join_latent(*sample_latent(STATISTICS_LATENTS, [config.seed, 2]))
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator,
             discriminator=self.discriminator,

@@ -228,13 +228,14 @@ def test_the_generator_average_trails_g_and_is_exported_with_its_own_statistics(
     training.sync_exports()
     exported = training.exports[0]
     assert exported is average and training.saved[0] is average
-    # Its batch-norm statistics are those of one pass over the statistics latents; G's own
-    # statistics (from training) are left as they were.
+    # Its batch-norm statistics are the means of those of passes over the statistics latents,
+    # a chunk at a time; G's own statistics (from training) are left as they were.
     fc1 = keras.Model(exported.inputs, exported.get_layer("g_fc1").output)
     hidden = np.asarray(fc1(training.statistics_latent))  # (2048, 1024)
+    chunks = hidden.reshape(-1, infogan.STATISTICS_CHUNK, hidden.shape[-1])
     norm = exported.get_layer("g_bn1")
     np.testing.assert_allclose(norm.moving_mean, hidden.mean(0), atol=1e-5)
-    np.testing.assert_allclose(norm.moving_variance, hidden.var(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(norm.moving_variance, chunks.var(1).mean(0), rtol=1e-4, atol=1e-6)
     assert norm.momentum == generator.get_layer("g_bn1").momentum  # restored after the pass
     assert not changed(
         snapshot(generator.non_trainable_variables), generator.non_trainable_variables

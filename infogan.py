@@ -522,14 +522,16 @@ class Training:
             # --generator-ema: the moving average of G's trainable weights, saved in G's place.
             # It never runs in training, so its batch-norm statistics are measured afresh at
             # each export (standing_statistics), not averaged.
-            self.generator_ema = None
+            self.generator_ema = self.statistics_latent = None
             if config.generator_ema:
                 self.generator_ema = build_generator()  # float32 weights under every policy
                 for average, weight in zip(
                     self.generator_ema.weights, self.generator.weights, strict=True
                 ):
                     average.assign(weight)
-        self.statistics_latent = join_latent(*sample_latent(STATISTICS_LATENTS, [config.seed, 2]))
+                self.statistics_latent = join_latent(
+                    *sample_latent(STATISTICS_LATENTS, [config.seed, 2])
+                )  # (2048, 74)
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator,
             discriminator=self.discriminator,

@@ -72,7 +72,7 @@ class Config:
     )  # fmt: skip
     generator_ema: float = option(
         0.0, "also keep an exponential moving average of G's weights, with this decay a step "
-        "(e.g. 0.999), and save and sample from it; 0: off (save G as trained)"
+        "(0.99 averages about the last 100 steps), and save and sample from it; 0: off"
     )  # fmt: skip
     continuous_std: str = option(
         "fixed", "std of Q's Gaussian: fixed at 1 (official code) or learned", choices=("fixed",
@@ -389,8 +389,8 @@ def make_train_step(replica_step, strategy, generator_average=None):
             mean.assign_sub((1.0 - decay) * (mean - weight))
 
     def train_step_and_average(batch, seed):
-        # A call of its own, after the step's: inside the step its temporaries added ~110 MB
-        # to the step's peak memory.
+        # A call of its own, after the step's: inside the step it raised a run's peak memory
+        # by ~70 MB more (docs/performance.md, 2026-12-05).
         losses = train_step(batch, seed)
         update_average()
         return losses
@@ -488,6 +488,7 @@ def standing_statistics(generator, latent, chunk=STATISTICS_CHUNK):
     norms = [
         layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)
     ]
+    assert norms, "standing_statistics expects batch-norm layers at the model's top level"
     momenta = [norm.momentum for norm in norms]
     try:
         for passes, start in enumerate(range(0, len(latent), chunk)):
@@ -529,7 +530,7 @@ class Training:
                     self.generator_ema.weights, self.generator.weights, strict=True
                 ):
                     average.assign(weight)
-                self.statistics_latent = join_latent(
+                self.statistics_latent = join_latent(  # salt 2: apart from the grid's [seed, 1]
                     *sample_latent(STATISTICS_LATENTS, [config.seed, 2])
                 )  # (2048, 74)
         self.checkpoint = tf.train.Checkpoint(
@@ -573,6 +574,8 @@ class Training:
             self.exports = build_models("float32")
 
     def sync_exports(self):
+        """Copy the saved models' weights into their float32 exports; with the average, measure
+        the exported average's batch-norm statistics."""
         for export, trained in zip(self.exports, self.saved, strict=True):
             if export is not trained:
                 for target, source in zip(export.weights, trained.weights, strict=True):
@@ -581,7 +584,7 @@ class Training:
             standing_statistics(self.exports[0], self.statistics_latent)
 
     def checkpoint_bytes(self):
-        """The size of one checkpoint: weights and both optimizers' slots."""
+        """The size of one checkpoint: every model's weights and every optimizer's slots."""
         variables = [*self.generator.weights, *self.discriminator.weights]
         variables += [*self.g_optimizer.variables, *self.d_optimizer.variables]
         if self.pair:

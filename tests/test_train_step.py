@@ -210,24 +210,30 @@ def test_float32_exports_of_a_bf16_run_compute_what_float32_models_would():
     assert float32.exports == (float32.generator, float32.discriminator)  # nothing to copy
 
 
-def test_the_generator_average_trails_g_and_is_exported_with_its_own_statistics():
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_the_generator_average_trails_g_and_is_exported_with_its_own_statistics(precision):
     config = infogan.Config(batch_size=16, generator_ema=0.9)
     keras.utils.set_random_seed(0)
-    training = infogan.Training(config, tf.distribute.get_strategy(), "float32")
+    training = infogan.Training(config, tf.distribute.get_strategy(), precision)
     average, generator = training.generator_ema, training.generator
     start = snapshot(generator.trainable_variables)
     assert not changed(start, average.trainable_variables)  # it starts at G's weights
-    g_statistics = snapshot(generator.non_trainable_variables)
+    initial_statistics = snapshot(generator.non_trainable_variables)
     training.train_step(real_batch(), tf.constant([0, 1]))
     trained = snapshot(generator.trainable_variables)
     assert changed(start, generator.trainable_variables)
     for mean, before, after in zip(average.trainable_variables, start, trained, strict=True):
         np.testing.assert_allclose(np.asarray(mean), 0.9 * before + 0.1 * after, atol=1e-6)
-    assert not changed(g_statistics, average.non_trainable_variables)  # not averaged in the step
+    assert not changed(initial_statistics, average.non_trainable_variables)  # not in the step
 
+    g_statistics = snapshot(generator.non_trainable_variables)
     training.sync_exports()
     exported = training.exports[0]
-    assert exported is average and training.saved[0] is average
+    assert training.saved[0] is average
+    # float32 on one device exports the average itself; bf16 a float32 copy of its weights.
+    assert (exported is average) == (precision == "float32")
+    for copied, mean in zip(exported.trainable_variables, average.trainable_variables, strict=True):
+        np.testing.assert_array_equal(copied, mean)
     # Its batch-norm statistics are the means of those of passes over the statistics latents,
     # a chunk at a time; G's own statistics (from training) are left as they were.
     fc1 = keras.Model(exported.inputs, exported.get_layer("g_fc1").output)
@@ -237,6 +243,4 @@ def test_the_generator_average_trails_g_and_is_exported_with_its_own_statistics(
     np.testing.assert_allclose(norm.moving_mean, hidden.mean(0), atol=1e-5)
     np.testing.assert_allclose(norm.moving_variance, chunks.var(1).mean(0), rtol=1e-4, atol=1e-6)
     assert norm.momentum == generator.get_layer("g_bn1").momentum  # restored after the pass
-    assert not changed(
-        snapshot(generator.non_trainable_variables), generator.non_trainable_variables
-    )
+    assert not changed(g_statistics, generator.non_trainable_variables)

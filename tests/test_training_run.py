@@ -178,6 +178,11 @@ def test_a_run_with_the_generator_average_saves_it_and_resumes(tmp_path):
         np.testing.assert_array_equal(
             saved.get_layer(layer).kernel, average.get_layer(layer).kernel
         )
+    # with batch-norm statistics measured for it, not those of G or of the average's start
+    for model in (trained, average):
+        assert not np.allclose(
+            saved.get_layer("g_bn1").moving_mean, model.get_layer("g_bn1").moving_mean
+        )
     steps = pd.read_csv(os.path.join(out, "figures/losses_per_step.csv"))
     assert steps["epoch"].tolist() == [1] * STEPS_PER_EPOCH + [2] * STEPS_PER_EPOCH
 

@@ -477,6 +477,12 @@ def make_optimizers(generator, discriminator, config, replicas=1):
     return g_optimizer, d_optimizer
 
 
+def copy_weights(target, source):
+    """Every weight of `source` into the same-shaped model `target` (any strategy, precision)."""
+    for target_weight, source_weight in zip(target.weights, source.weights, strict=True):
+        target_weight.assign(source_weight.value)
+
+
 STATISTICS_LATENTS = 2048  # latents whose passes set the averaged G's batch-norm statistics
 STATISTICS_CHUNK = 256  # latents a pass: all 2048 at once would add ~470 MB to a run's peak
 
@@ -526,10 +532,7 @@ class Training:
             self.generator_ema = self.statistics_latent = None
             if config.generator_ema:
                 self.generator_ema = build_generator()  # float32 weights under every policy
-                for average, weight in zip(
-                    self.generator_ema.weights, self.generator.weights, strict=True
-                ):
-                    average.assign(weight)
+                copy_weights(self.generator_ema, self.generator)
                 self.statistics_latent = join_latent(  # salt 2: apart from the grid's [seed, 1]
                     *sample_latent(STATISTICS_LATENTS, [config.seed, 2])
                 )  # (2048, 74)
@@ -578,8 +581,7 @@ class Training:
         the exported average's batch-norm statistics."""
         for export, trained in zip(self.exports, self.saved, strict=True):
             if export is not trained:
-                for target, source in zip(export.weights, trained.weights, strict=True):
-                    target.assign(source.value)
+                copy_weights(export, trained)
         if self.generator_ema is not None:
             standing_statistics(self.exports[0], self.statistics_latent)
 

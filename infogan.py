@@ -570,11 +570,12 @@ class Training:
             self.discriminator,
         )
         # The saved models, the per-epoch readout and grid compute in float32 whatever the
-        # training precision and device count, so files and numbers do not depend on them.
-        if precision == "float32" and replicas == 1:
-            self.exports = self.saved
-        else:
-            self.exports = build_models("float32")
+        # training precision and device count, so files and numbers do not depend on them. On
+        # one device a model that computes in float32 (the average always) is its own export.
+        self.exports = tuple(
+            model if replicas == 1 and model.compute_dtype == "float32" else build()
+            for model, build in zip(self.saved, (build_generator, build_discriminator), strict=True)
+        )
 
     def sync_exports(self):
         """Copy the saved models' weights into their float32 exports; with the average, measure

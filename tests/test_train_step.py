@@ -230,10 +230,8 @@ def test_the_generator_average_trails_g_and_is_exported_with_its_own_statistics(
     training.sync_exports()
     exported = training.exports[0]
     assert training.saved[0] is average
-    # float32 on one device exports the average itself; bf16 a float32 copy of its weights.
-    assert (exported is average) == (precision == "float32")
-    for copied, mean in zip(exported.trainable_variables, average.trainable_variables, strict=True):
-        np.testing.assert_array_equal(copied, mean)
+    # The average computes in float32 under every policy: on one device it is its own export.
+    assert exported is average and average.compute_dtype == "float32"
     # Its batch-norm statistics are the means of those of passes over the statistics latents,
     # a chunk at a time; G's own statistics (from training) are left as they were.
     fc1 = keras.Model(exported.inputs, exported.get_layer("g_fc1").output)

@@ -207,7 +207,7 @@ def test_float32_exports_of_a_bf16_run_compute_what_float32_models_would():
         assert ours.dtype == "float32"
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     float32 = infogan.Training(infogan.Config(), tf.distribute.get_strategy(), "float32")
-    assert float32.exports == (float32.generator, float32.discriminator)  # nothing to copy
+    assert float32.exports == float32.saved  # nothing to copy
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])

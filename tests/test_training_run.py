@@ -178,11 +178,10 @@ def test_a_run_with_the_generator_average_saves_it_and_resumes(tmp_path):
         np.testing.assert_array_equal(
             saved.get_layer(layer).kernel, average.get_layer(layer).kernel
         )
-    # with batch-norm statistics measured for it, not those of G or of the average's start
-    for model in (trained, average):
-        assert not np.allclose(
-            saved.get_layer("g_bn1").moving_mean, model.get_layer("g_bn1").moving_mean
-        )
+    # with batch-norm statistics measured for it: neither G's nor a fresh layer's (zero mean)
+    statistics = saved.get_layer("g_bn1").moving_mean
+    assert not np.allclose(statistics, trained.get_layer("g_bn1").moving_mean)
+    assert not np.allclose(statistics, 0.0)
     steps = pd.read_csv(os.path.join(out, "figures/losses_per_step.csv"))
     assert steps["epoch"].tolist() == [1] * STEPS_PER_EPOCH + [2] * STEPS_PER_EPOCH
 
@@ -212,10 +211,12 @@ def test_resume_with_other_options_asks_for_fresh(tmp_path, trained_run):
 
 def test_presets_set_defaults_and_flags_override_them():
     paper = infogan.parse_config(["--preset", "paper"])
-    assert (paper.lambda_cat_augmented, paper.epochs, paper.preset) == (0.0, 11, "paper")
+    assert paper.preset == "paper" and paper.epochs == 11
+    assert paper.lambda_cat_augmented == paper.generator_ema == 0.0
     assert infogan.parse_config(["--preset", "paper", "--epochs", "3"]).epochs == 3
     ours = infogan.parse_config([])
     assert (ours.lambda_cat_augmented, ours.epochs, ours.out) == (1.0, 15, "runs/mnist_seed0")
+    assert ours.generator_ema == 0.99
     assert infogan.parse_config(["--dataset", "fashion_mnist", "--seed", "4"]).out == (
         "runs/fashion_mnist_seed4"
     )

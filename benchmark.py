@@ -344,7 +344,7 @@ def main(argv=None):
         # Measured after the training: run before it, the big matmul chain slowed the tf.data
         # loop that followed (256 against 170 ms a step in a probe, bf16).
         ceilings = {
-            p: matmul_gflops(dtype=COMPUTE_DTYPE[p])
+            p: matmul_gflops(args.matmul_size, dtype=COMPUTE_DTYPE[p])
             for p in dict.fromkeys(["float32", *precisions])
         }
     except UserError as error:

@@ -374,7 +374,9 @@ def make_train_step(replica_step, strategy, generator_average=None):
     of an epoch at a time, so the host never waits on a step. generator_average: (G, the model
     holding the moving average of G's weights, decay) with --generator-ema."""
 
-    @tf.function
+    # No AutoGraph: the step's Python branches and loops test Python values only, and
+    # converting its code cost ~0.9 s of every run's first step (docs/performance.md).
+    @tf.function(autograph=False)
     def train_step(batch, seed):
         per_replica = strategy.run(replica_step, args=(batch, seed))
         return {
@@ -386,7 +388,7 @@ def make_train_step(replica_step, strategy, generator_average=None):
         return train_step
     generator, average, decay = generator_average
 
-    @tf.function
+    @tf.function(autograph=False)
     def update_average():  # outside the replicas, once for all their copies
         for mean, weight in zip(
             average.trainable_variables, generator.trainable_variables, strict=True

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 import benchmark
 import model
 
@@ -21,10 +23,18 @@ def test_flop_count_follows_the_layer_shapes():
     assert extra == 2 * 3 * d_total
 
 
+@pytest.mark.slow
 def test_benchmark_smoke(tmp_path, mnist_file, capsys, monkeypatch):
     out = tmp_path / "bench.json"
     epoch = {"seconds": 3.0, "epoch_seconds": 4.0, "images_per_second": 9.0, "peak_rss_mb": 1.0}
     monkeypatch.setattr(benchmark, "epoch_run", lambda precision, args: dict(epoch))  # no 2nd run
+    sizes, matmul_gflops = [], benchmark.matmul_gflops
+
+    def recorded(size, **kwargs):
+        sizes.append(size)
+        return matmul_gflops(size, **kwargs)
+
+    monkeypatch.setattr(benchmark, "matmul_gflops", recorded)
     benchmark.main(["--window", "2", "--rounds", "2", "--batch-size", "16",
                     "--precisions", "mixed_bfloat16", "--data", mnist_file, "--matmul-size", "256",
                     "--out", str(out), "--profile", "2", "--epoch-run",
@@ -32,6 +42,7 @@ def test_benchmark_smoke(tmp_path, mnist_file, capsys, monkeypatch):
     report = json.load(open(out))
     assert [r["precision"] for r in report["results"]] == ["mixed_bfloat16"]
     assert set(report["matmul_gflops"]) == {"float32", "mixed_bfloat16"}
+    assert sizes == [256, 256]  # --matmul-size reaches the ceiling's matmuls
     for result in report["results"]:
         assert result["batch_size"] == 16
         for kind in ("step", "loop"):

@@ -13,6 +13,7 @@ import time
 import keras
 import numpy as np
 import pandas as pd
+import pytest
 import tensorflow as tf
 from conftest import MNIST_SMALL, ROOT, TINY_RUN
 
@@ -62,6 +63,7 @@ def test_one_step_on_two_replicas_equals_one_device_step_on_the_global_batch():
     assert max(np.abs(u).max() for u in one_updates) > 0
 
 
+@pytest.mark.slow
 def test_a_mirrored_run_resumes_a_one_device_checkpoint(tmp_path, trained_run, capsys):
     out = str(tmp_path / "run")
     shutil.copytree(trained_run, out)
@@ -105,6 +107,7 @@ def stop(processes):
         process.wait()
 
 
+@pytest.mark.slow
 def test_two_workers_train_are_interrupted_and_resume(tmp_path):
     out = str(tmp_path / "run")
     processes = start_workers(out, 2, free_ports(2))

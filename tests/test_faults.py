@@ -53,7 +53,7 @@ def leftovers(out):
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_of_the_epoch_end_never_loses_a_completed_epoch(tmp_path):
-    out, epochs, rng = tmp_path / "run", 3, random.Random(0)
+    out, epochs, rng = tmp_path / "run", 4, random.Random(0)  # room for a late kill
     done = 0
     for _ in range(2):  # kill, check, restart: the same command each time
         process = start(out, epochs)

@@ -235,7 +235,7 @@ def test_the_generator_average_trails_g_and_is_exported_with_its_own_statistics(
     # Its batch-norm statistics are the means of those of passes over the statistics latents,
     # a chunk at a time; G's own statistics (from training) are left as they were.
     fc1 = keras.Model(exported.inputs, exported.get_layer("g_fc1").output)
-    hidden = np.asarray(fc1(training.statistics_latent))  # (2048, 1024)
+    hidden = np.asarray(fc1(training.statistics_latent))  # (STATISTICS_LATENTS, 1024)
     chunks = hidden.reshape(-1, infogan.STATISTICS_CHUNK, hidden.shape[-1])
     norm = exported.get_layer("g_bn1")
     np.testing.assert_allclose(norm.moving_mean, hidden.mean(0), atol=1e-5)

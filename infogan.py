@@ -38,6 +38,7 @@ PRESETS = {
         "lambda_cat_augmented": 0.0,
         "stroke_change": 0.0,
         "generator_ema": 0.0,
+        "discriminator_statistics": "training",
         "epochs": 11,
     },
 }
@@ -79,6 +80,12 @@ class Config:
         0.99, "also keep an exponential moving average of G's weights, with this decay a step "
         "(0.99 averages about the last 100 steps), and save and sample from it; 0: off (the paper)"
     )  # fmt: skip
+    discriminator_statistics: str = option(
+        "training", "batch-norm statistics of the saved discriminator, which Q's readout of real "
+        "digits uses: measured on 2,048 training images at each save (real), or the running "
+        "averages of training (the paper), which mix real, fake and moved fake batches",
+        choices=("real", "training"),
+    )  # fmt: skip
     continuous_std: str = option(
         "fixed", "std of Q's Gaussian: fixed at 1 (official code) or learned", choices=("fixed",
                                                                                    "learned")
@@ -97,7 +104,8 @@ class Config:
 
 
 # Options that may change between an interrupted run and its resumption.
-RESUMABLE = {"epochs", "fresh", "data", "out", "progress", "strategy", "fused_adam", "preset"}
+RESUMABLE = {"epochs", "fresh", "data", "out", "progress", "strategy", "fused_adam", "preset",
+             "discriminator_statistics"}  # fmt: skip
 # Options added after runs existed, with the value that reproduces a run made before each.
 BEFORE_OPTION_EXISTED = {
     "precision": "float32",
@@ -106,6 +114,7 @@ BEFORE_OPTION_EXISTED = {
     "stroke_change": 0.0,
     "lambda_contrastive": 0.0,
     "generator_ema": 0.0,
+    "discriminator_statistics": "training",
 }
 REMOVED_OPTIONS = {"noise_scale": 1.0}  # an old run resumes only if it used this value
 
@@ -218,6 +227,7 @@ from utils import (  # noqa: E402
     save_png,
     step_seeds,
     stroke_changes,
+    to_model_range,
     train_dataset,
     write_csv,
     write_json,
@@ -490,24 +500,29 @@ def copy_weights(target, source):
         target_weight.assign(source_weight.value)
 
 
-STATISTICS_LATENTS = 2048  # latents whose passes set the averaged G's batch-norm statistics
-STATISTICS_CHUNK = 256  # latents a pass: all 2048 at once would add ~470 MB to a run's peak
+STATISTICS_SAMPLES = 2048  # latents (averaged G) or real images (saved D) that set statistics
+STATISTICS_CHUNK = 256  # inputs a pass: all 2048 at once would add ~470 MB to a run's peak
 
 
-def standing_statistics(generator, latent, chunk=STATISTICS_CHUNK):
-    """Set every batch-norm layer's moving mean and variance of `generator` to their averages
-    over training-mode passes over `latent` (N, 74), `chunk` at a time: weights that never
-    trained as they are need statistics of their own (BigGAN's "standing statistics")."""
-    norms = [
-        layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+def statistics_images(x_train, seed):
+    """The same STATISTICS_SAMPLES training images at every save: (n, 28, 28, 1) in [-1, 1]."""
+    count = min(STATISTICS_SAMPLES, len(x_train))
+    chosen = np.random.default_rng(seed).choice(len(x_train), count, replace=False)
+    return to_model_range(np.asarray(x_train)[np.sort(chosen)])
+
+
+def standing_statistics(model, inputs, chunk=STATISTICS_CHUNK):
+    """Set every batch-norm layer's moving mean and variance of `model` to their averages over
+    training-mode passes over `inputs`, `chunk` at a time (BigGAN's "standing statistics")."""
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms, "standing_statistics expects batch-norm layers at the model's top level"
     momenta = [norm.momentum for norm in norms]
     try:
-        for passes, start in enumerate(range(0, len(latent), chunk)):
-            for norm in norms:  # moving = the mean of this and the earlier passes' statistics
-                norm.momentum = passes / (passes + 1)
-            generator(latent[start : start + chunk], training=True)
+        for seen in range(0, len(inputs), chunk):
+            batch = inputs[seen : seen + chunk]
+            for norm in norms:  # moving = the mean over this and the earlier passes' inputs
+                norm.momentum = seen / (seen + len(batch))
+            model(batch, training=True)
     finally:
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
@@ -518,6 +533,9 @@ class Training:
 
     def __init__(self, config, strategy, precision):
         self.strategy, self.precision = strategy, precision
+        self.real_statistics_seed = (  # --discriminator-statistics real: which images measure
+            [config.seed, 3] if config.discriminator_statistics == "real" else None
+        )
         replicas = strategy.num_replicas_in_sync
         with strategy.scope():
             self.generator, self.discriminator = build_models(precision, replicas > 1)
@@ -541,7 +559,7 @@ class Training:
                 self.generator_ema = build_generator()  # float32 weights under every policy
                 copy_weights(self.generator_ema, self.generator)
                 self.statistics_latent = join_latent(  # salt 2: apart from the grid's [seed, 1]
-                    *sample_latent(STATISTICS_LATENTS, [config.seed, 2])
+                    *sample_latent(STATISTICS_SAMPLES, [config.seed, 2])
                 )  # (2048, 74)
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator,
@@ -584,14 +602,22 @@ class Training:
             for model, build in zip(self.saved, (build_generator, build_discriminator), strict=True)
         )
 
-    def sync_exports(self):
+    def sync_exports(self, x_train):
         """Copy the saved models' weights into their float32 exports; with the average, measure
-        the exported average's batch-norm statistics."""
+        the exported average's batch-norm statistics, and with --discriminator-statistics real
+        the exported discriminator's on real training images `x_train` (N, 28, 28) uint8."""
         for export, trained in zip(self.exports, self.saved, strict=True):
             if export is not trained:
                 copy_weights(export, trained)
         if self.generator_ema is not None:
             standing_statistics(self.exports[0], self.statistics_latent)
+        if self.real_statistics_seed is not None:
+            # Training never reads the running statistics (batch norm in training mode uses the
+            # batch's), which average real, fake and moved fake batches: Q's readout of real
+            # digits gets real images' own. In a float32 run the export is D itself; no matter.
+            standing_statistics(
+                self.exports[1], statistics_images(x_train, self.real_statistics_seed)
+            )
 
     def checkpoint_bytes(self):
         """The size of one checkpoint: every model's weights and every optimizer's slots."""
@@ -867,7 +893,7 @@ def end_of_epoch(training, paths, config, data, epoch, rows, history, writer, gr
     """The chief's outputs of a finished epoch: Q's test accuracy, the sample grid, both models,
     the loss CSVs and figure, TensorBoard; returns the updated history and the summary."""
     x_test, y_test = data[2], data[3]
-    training.sync_exports()
+    training.sync_exports(data[0])
     generator, discriminator = training.exports
     accuracy = float(cluster_accuracy(y_test, predict_codes(discriminator, x_test)[0])[0])
     grid = image_grid(generator(grid_latent, training=False), 10, config.grid_columns)

@@ -192,12 +192,18 @@ def test_bf16_step_computes_the_same_losses_and_updates_as_float32():
     assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.97
 
 
+def uint8_images(count=300):  # (count, 28, 28) stand-ins for training images
+    return np.random.default_rng(2).integers(0, 256, (count, 28, 28), dtype=np.uint8)
+
+
 def test_float32_exports_of_a_bf16_run_compute_what_float32_models_would():
-    config = infogan.Config(batch_size=16, precision="mixed_bfloat16")
+    config = infogan.Config(
+        batch_size=16, precision="mixed_bfloat16", discriminator_statistics="training"
+    )
     training = infogan.Training(config, tf.distribute.get_strategy(), "mixed_bfloat16")
     exported_generator, exported = training.exports
     assert exported is not training.discriminator
-    training.sync_exports()
+    training.sync_exports(uint8_images())
     _, reference = infogan.build_models("float32")
     reference.set_weights(training.discriminator.get_weights())
     images = real_batch()
@@ -227,7 +233,7 @@ def test_the_generator_average_trails_g_and_is_exported_with_its_own_statistics(
     assert not changed(initial_statistics, average.non_trainable_variables)  # not in the step
 
     g_statistics = snapshot(generator.non_trainable_variables)
-    training.sync_exports()
+    training.sync_exports(uint8_images())
     exported = training.exports[0]
     assert training.saved[0] is average
     # The average computes in float32 under every policy: on one device it is its own export.
@@ -235,10 +241,35 @@ def test_the_generator_average_trails_g_and_is_exported_with_its_own_statistics(
     # Its batch-norm statistics are the means of those of passes over the statistics latents,
     # a chunk at a time; G's own statistics (from training) are left as they were.
     fc1 = keras.Model(exported.inputs, exported.get_layer("g_fc1").output)
-    hidden = np.asarray(fc1(training.statistics_latent))  # (STATISTICS_LATENTS, 1024)
+    hidden = np.asarray(fc1(training.statistics_latent))  # (STATISTICS_SAMPLES, 1024)
     chunks = hidden.reshape(-1, infogan.STATISTICS_CHUNK, hidden.shape[-1])
     norm = exported.get_layer("g_bn1")
     np.testing.assert_allclose(norm.moving_mean, hidden.mean(0), atol=1e-5)
     np.testing.assert_allclose(norm.moving_variance, chunks.var(1).mean(0), rtol=1e-4, atol=1e-6)
     assert norm.momentum == generator.get_layer("g_bn1").momentum  # restored after the pass
     assert not changed(g_statistics, generator.non_trainable_variables)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_the_saved_discriminator_gets_the_statistics_of_real_images(precision):
+    config = infogan.Config(batch_size=16, discriminator_statistics="real")
+    keras.utils.set_random_seed(0)
+    training = infogan.Training(config, tf.distribute.get_strategy(), precision)
+    training.train_step(real_batch(), tf.constant([0, 1]))
+    discriminator, exported = training.discriminator, training.exports[1]
+    trained_statistics = snapshot(discriminator.non_trainable_variables)
+    x_train = uint8_images(300)  # two passes of unequal size: 256 and 44 images
+    training.sync_exports(x_train)
+    images = infogan.statistics_images(x_train, [config.seed, 3])  # (300, 28, 28, 1)
+    np.testing.assert_array_equal(images, infogan.to_model_range(x_train))  # all 300, in order
+    # The first batch norm's input does not depend on any statistics: its moving mean must be
+    # the mean over all 300 images, its variance the passes' variances weighted by their sizes.
+    conv2 = np.asarray(keras.Model(exported.inputs, exported.get_layer("d_conv2").output)(images))
+    chunks = [conv2[:256], conv2[256:]]
+    norm = exported.get_layer("d_bn2")
+    np.testing.assert_allclose(norm.moving_mean, conv2.mean((0, 1, 2)), atol=1e-5)
+    variance = sum(len(c) * c.var((0, 1, 2)) for c in chunks) / 300
+    np.testing.assert_allclose(norm.moving_variance, variance, rtol=1e-4, atol=1e-6)
+    assert norm.momentum == discriminator.get_layer("d_bn2").momentum  # restored after the pass
+    if precision == "mixed_bfloat16":  # the trained model's own statistics are left as they were
+        assert not changed(trained_statistics, discriminator.non_trainable_variables)

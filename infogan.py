@@ -81,7 +81,7 @@ class Config:
         "(0.99 averages about the last 100 steps), and save and sample from it; 0: off (the paper)"
     )  # fmt: skip
     discriminator_statistics: str = option(
-        "training", "batch-norm statistics of the saved discriminator, which Q's readout of real "
+        "real", "batch-norm statistics of the saved discriminator, which Q's readout of real "
         "digits uses: measured on 2,048 training images at each save (real), or the running "
         "averages of training (the paper), which mix real, fake and moved fake batches",
         choices=("real", "training"),

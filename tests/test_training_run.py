@@ -213,6 +213,7 @@ def test_presets_set_defaults_and_flags_override_them():
     paper = infogan.parse_config(["--preset", "paper"])
     assert paper.preset == "paper" and paper.epochs == 11
     assert paper.lambda_cat_augmented == paper.generator_ema == 0.0
+    assert paper.discriminator_statistics == "training"
     assert infogan.parse_config(["--preset", "paper", "--epochs", "3"]).epochs == 3
     ours = infogan.parse_config([])
     assert (ours.lambda_cat_augmented, ours.epochs, ours.out) == (1.0, 15, "runs/mnist_seed0")

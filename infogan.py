@@ -104,8 +104,7 @@ class Config:
 
 
 # Options that may change between an interrupted run and its resumption.
-RESUMABLE = {"epochs", "fresh", "data", "out", "progress", "strategy", "fused_adam", "preset",
-             "discriminator_statistics"}  # fmt: skip
+RESUMABLE = {"epochs", "fresh", "data", "out", "progress", "strategy", "fused_adam", "preset"}
 # Options added after runs existed, with the value that reproduces a run made before each.
 BEFORE_OPTION_EXISTED = {
     "precision": "float32",

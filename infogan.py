@@ -57,7 +57,7 @@ class Config:
     dataset: str = option("mnist", "data set", choices=DATASETS)
     data: str = option("", "a Keras-layout .npz or a folder of the four IDX .gz files; empty: "
                        "the data set's offline copy, else a download")  # fmt: skip
-    epochs: int = option(15, "passes over the training images (468 steps each at batch 128)")
+    epochs: int = option(20, "passes over the training images (468 steps each at batch 128)")
     batch_size: int = option(128, "real images per step over all devices (and as many fakes)")
     g_lr: float = option(1e-3, "Adam learning rate of G")
     d_lr: float = option(2e-4, "Adam learning rate of the discriminator body, D and Q heads")

@@ -216,7 +216,7 @@ def test_presets_set_defaults_and_flags_override_them():
     assert paper.discriminator_statistics == "training"
     assert infogan.parse_config(["--preset", "paper", "--epochs", "3"]).epochs == 3
     ours = infogan.parse_config([])
-    assert (ours.lambda_cat_augmented, ours.epochs, ours.out) == (1.0, 15, "runs/mnist_seed0")
+    assert (ours.lambda_cat_augmented, ours.epochs, ours.out) == (1.0, 20, "runs/mnist_seed0")
     assert ours.generator_ema == 0.99
     assert infogan.parse_config(["--dataset", "fashion_mnist", "--seed", "4"]).out == (
         "runs/fashion_mnist_seed4"

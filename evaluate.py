@@ -668,6 +668,13 @@ def run_config(model_dir):
     return read_json(path, "run configuration") if os.path.exists(path) else {}
 
 
+def shown_path(path):
+    """`path` relative to the working folder when it lies inside it, so that a committed report
+    names `model`, not one machine's absolute folders."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def evaluate(args):
     generator = load_generator(os.path.join(args.model_dir, GENERATOR_FILE))
     discriminator = load_discriminator(os.path.join(args.model_dir, DISCRIMINATOR_FILE))
@@ -675,7 +682,11 @@ def evaluate(args):
     dataset = args.dataset or config.get("dataset", "mnist")
     data = load_dataset(dataset, args.data or config.get("data") or None)
     x_train, y_train, x_test, y_test = data
-    report = {"model_dir": args.model_dir, "dataset": dataset, "classes": CLASS_NAMES[dataset]}
+    report = {
+        "model_dir": shown_path(args.model_dir),
+        "dataset": dataset,
+        "classes": CLASS_NAMES[dataset],
+    }
     rng = np.random.default_rng(args.seed)
 
     # Q's categorical code on the real test images.

@@ -60,6 +60,11 @@ def test_evaluate_end_to_end_on_a_tiny_model(trained_run, tmp_path, monkeypatch)
     monkeypatch.setattr(evaluate, "CLASSIFIERS", str(classifiers))
     evaluate.main(argv)
     report = json.load(open(out / "evaluation.json"))
+    # A model outside the working folder keeps its absolute path; inside it, a relative one.
+    assert report["model_dir"] == os.path.join(os.path.abspath(trained_run), "model")
+    with monkeypatch.context() as patch:
+        patch.chdir(trained_run)
+        assert evaluate.shown_path(os.path.join(os.path.abspath(trained_run), "model")) == "model"
     categorical, generated = report["categorical"], report["generated"]
     assert report["dataset"] == "mnist"  # from the run's config.json
     assert categorical["test_images"] == 200

@@ -671,7 +671,10 @@ def run_config(model_dir):
 def shown_path(path):
     """`path` relative to the working folder when it lies inside it, so that a committed report
     names `model`, not one machine's absolute folders."""
-    relative = os.path.relpath(path)
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # Windows: on another drive than the working folder
+        return path
     return path if relative.startswith("..") else relative
 
 

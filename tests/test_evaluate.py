@@ -65,6 +65,12 @@ def test_evaluate_end_to_end_on_a_tiny_model(trained_run, tmp_path, monkeypatch)
     with monkeypatch.context() as patch:
         patch.chdir(trained_run)
         assert evaluate.shown_path(os.path.join(os.path.abspath(trained_run), "model")) == "model"
+
+        def on_another_drive(path):  # what Windows's relpath does across drives
+            raise ValueError(f"path is on mount 'D:', start on mount 'C:': {path}")
+
+        patch.setattr(os.path, "relpath", on_another_drive)
+        assert evaluate.shown_path("D:\\model") == "D:\\model"  # as given, no traceback
     categorical, generated = report["categorical"], report["generated"]
     assert report["dataset"] == "mnist"  # from the run's config.json
     assert categorical["test_images"] == 200

@@ -98,7 +98,7 @@ class Config:
     seed: int = option(0, "initial weights, latents and data order (0 .. 2^31-1)")
     out: str = option("", "run folder; empty: runs/<dataset>_seed<seed>")
     fresh: bool = option(False, "delete this run folder's checkpoints and start over")
-    keep_checkpoints: int = option(3, "how many epoch checkpoints to keep (about 160 MB each)")
+    keep_checkpoints: int = option(3, "how many epoch checkpoints to keep (about 187 MB each)")
     grid_columns: int = option(10, "noise draws per row of the per-epoch sample grid")
     progress: bool = option(True, "a progress line every tenth of an epoch")
 

@@ -68,6 +68,9 @@ class Config:
     lambda_cat_augmented: float = option(
         1.0, "weight of the categorical info loss on randomly moved fakes; 0: off (the paper)"
     )
+    augment_degrees: float = option(
+        15.0, "the augmented loss rotates the moved fakes by up to this many degrees either way"
+    )
     stroke_change: float = option(
         0.5, "the augmented loss also thickens or thins the moved fakes' strokes by up to this "
         "(1: about a pixel); 0: off"
@@ -111,6 +114,7 @@ BEFORE_OPTION_EXISTED = {
     "lambda_cat_augmented": 0.0,
     "dataset": "mnist",
     "stroke_change": 0.0,
+    "augment_degrees": 15.0,
     "lambda_contrastive": 0.0,
     "generator_ema": 0.0,
     "discriminator_statistics": "training",
@@ -155,7 +159,7 @@ def validate_config(config):
         return "--" + name.replace("_", "-")
 
     for name in ("g_lr", "d_lr", "beta1", "beta2", "lambda_cat", "lambda_cont",
-                 "lambda_cat_augmented", "stroke_change", "lambda_contrastive",
+                 "lambda_cat_augmented", "stroke_change", "augment_degrees", "lambda_contrastive",
                  "generator_ema"):  # fmt: skip
         if not math.isfinite(getattr(config, name)):
             raise UserError(f"{flag(name)} must be a finite number, got {getattr(config, name)}")
@@ -166,7 +170,7 @@ def validate_config(config):
         if not 0 <= getattr(config, name) < 1:
             raise UserError(f"{flag(name)} must be in [0, 1), got {getattr(config, name)}")
     for name in ("lambda_cat", "lambda_cont", "lambda_cat_augmented", "stroke_change",
-                 "lambda_contrastive"):  # fmt: skip
+                 "augment_degrees", "lambda_contrastive"):  # fmt: skip
         if getattr(config, name) < 0:
             raise UserError(f"{flag(name)} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.seed < 2**31:
@@ -320,7 +324,8 @@ def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config
             if config.lambda_cat_augmented:
                 # Q must also read the 10-way code from the fakes rotated, stretched and shifted
                 # (a third discriminator pass), so G cannot carry it in slant or width alone.
-                moved = apply_affine(fake_images, affine_transforms(global_batch, seed)[mine])
+                motions = affine_transforms(global_batch, seed, config.augment_degrees)
+                moved = apply_affine(fake_images, motions[mine])
                 if config.stroke_change:  # and thicker or thinner strokes
                     changes = stroke_changes(global_batch, seed, config.stroke_change)[mine]
                     moved = change_strokes(moved, changes)

@@ -124,6 +124,26 @@ def test_the_info_loss_is_the_weighted_sum_of_its_terms():
     )
 
 
+def test_the_augmented_loss_rotates_by_the_configured_range(monkeypatch):
+    ranges = []
+    affine_transforms = infogan.affine_transforms
+
+    def recording(count, seed, max_degrees):
+        ranges.append(max_degrees)
+        return affine_transforms(count, seed, max_degrees)
+
+    monkeypatch.setattr(infogan, "affine_transforms", recording)
+
+    def augmented_nll(degrees):
+        config = infogan.Config(batch_size=16, augment_degrees=degrees)
+        step = step_of(config, *fresh(config), compile=False)
+        return float(step(real_batch(), tf.constant([0, 1]))["augmented_categorical_nll"])
+
+    assert augmented_nll(90.0) == augmented_nll(90.0)
+    assert augmented_nll(0.0) != augmented_nll(90.0)
+    assert ranges == [90.0, 90.0, 0.0, 90.0]
+
+
 @pytest.mark.parametrize("optimizer, augmented", [("sgd", 0.0), ("adam", 0.0), ("sgd", 1.0)])
 def test_compiled_step_matches_eager_step(optimizer, augmented):
     config = infogan.Config(batch_size=16, lambda_cat_augmented=augmented)

@@ -480,6 +480,8 @@ def sweep_statistics(code_values, measures, categories=None, clean_threshold=0.8
     * "clean_rows": share of ALL rows whose rho has the majority sign and
       |rho| >= clean_threshold (NaN rows count as not clean).
     * "median_abs_rho": median of finite |rho| (NaN if none).
+    * "median_abs_change": median over rows of |last - first measure|, how far the measure
+      moves over the whole sweep, in its own unit (rows with a non-finite end left out).
     * with categories: "within_category_rho", the mean over categories of the Spearman
       rho between the code (repeated per row) and the measure pooled over that category's
       rows (non-finite points dropped), plus "category_rho" (C,) and "category_ids" (C,).
@@ -492,6 +494,7 @@ def sweep_statistics(code_values, measures, categories=None, clean_threshold=0.8
     if code_values.shape != (v,):
         raise ValueError(f"code_values shape {code_values.shape} does not match ({v},)")
     rho = _spearman_rows(code_values, measures)  # (R,)
+    change = np.abs(measures[:, -1] - measures[:, 0])  # (R,)
     finite = np.isfinite(rho)
     med = np.median(rho[finite]) if finite.any() else 0.0
     sign = 1 if med >= 0 else -1
@@ -501,6 +504,9 @@ def sweep_statistics(code_values, measures, categories=None, clean_threshold=0.8
         "majority_sign": sign,
         "clean_rows": float(clean.mean()) if r else np.nan,
         "median_abs_rho": float(np.median(np.abs(rho[finite]))) if finite.any() else np.nan,
+        "median_abs_change": float(np.median(change[np.isfinite(change)]))
+        if np.isfinite(change).any()
+        else np.nan,
     }
     if categories is not None:
         categories = np.asarray(categories)
@@ -625,6 +631,7 @@ def continuous_sweeps(generator, classifier, code_to_class, rows_per_category, s
                                 other_codes=continuous[:, 1 - code_index])  # fmt: skip
         images = generate(generator, latents)  # (R * V, 28, 28, 1)
         measures = image_measures((images + 1.0) / 2.0)
+        measures["slant"] = np.degrees(measures["slant"])  # turns are read in degrees
         entry = {}
         for name in MEASURES:
             stats = sweep_statistics(
@@ -634,6 +641,7 @@ def continuous_sweeps(generator, classifier, code_to_class, rows_per_category, s
                 "clean_rows": stats["clean_rows"],
                 "majority_sign": int(stats["majority_sign"]),
                 "median_abs_rho": stats["median_abs_rho"],
+                "median_abs_change": stats["median_abs_change"],
                 "within_category_rho": stats["within_category_rho"],
             }
         labels = classify(classifier, images)[0].argmax(1).reshape(rows, -1)
@@ -647,7 +655,9 @@ def continuous_sweeps(generator, classifier, code_to_class, rows_per_category, s
 def code_roles(sweeps):
     """Which code is the rotation (slant) code and which the other style, read from the sweeps:
     the rotation code has the larger clean-row share for slant; the other code's style is the
-    width or thickness measure with more clean rows."""
+    width or thickness measure with more clean rows. A turn is how many degrees the code moves
+    the slant over its sweep (median row): a width code also moves the slant of a leaning digit
+    monotonically, by a few degrees, where a rotation code turns it by tens."""
     rotation = max(("c1", "c2"), key=lambda code: sweeps[code]["slant"]["clean_rows"])
     other = "c2" if rotation == "c1" else "c1"
     style = max(("width", "thickness"), key=lambda name: sweeps[other][name]["clean_rows"])
@@ -658,6 +668,8 @@ def code_roles(sweeps):
         "style_measure": style,
         "style_clean_rows": sweeps[other][style]["clean_rows"],
         "style_code_slant_clean_rows": sweeps[other]["slant"]["clean_rows"],
+        "rotation_turn_degrees": sweeps[rotation]["slant"]["median_abs_change"],
+        "style_code_turn_degrees": sweeps[other]["slant"]["median_abs_change"],
         "sweep_purity": min(sweeps[code]["sweep_purity"] for code in ("c1", "c2")),
     }
 
@@ -778,17 +790,19 @@ def markdown(report):
         f"| Frechet distance (classifier features) | {generated['frechet_distance']:.3f} "
         f"({generated['frechet_distance_over_floor']:.2f}x floor) "
         f"| floor: train vs test {generated['frechet_distance_train_vs_test']:.3f} |",
-        f"| rotation code: {roles['rotation_code']}, clean slant rows "
-        f"| {roles['rotation_clean_rows']:.1%} | |",
+        f"| rotation code: {roles['rotation_code']}, clean slant rows (turn) "
+        f"| {roles['rotation_clean_rows']:.1%} ({roles['rotation_turn_degrees']:.1f} deg) | |",
         f"| other code: {roles['style_code']}, clean {roles['style_measure']} rows "
-        f"(its clean slant rows) | {roles['style_clean_rows']:.1%} "
-        f"({roles['style_code_slant_clean_rows']:.1%}) | |",
+        f"(its clean slant rows, turn) | {roles['style_clean_rows']:.1%} "
+        f"({roles['style_code_slant_clean_rows']:.1%}, "
+        f"{roles['style_code_turn_degrees']:.1f} deg) | |",
         f"| sweep purity (worst code) | {roles['sweep_purity']:.4f} | |",
         f"| classifier test accuracy | {report['classifier']['test_accuracy']:.4f} | |",
         "",
         f"Sweeps: {sweeps['rows']} rows (noise and the other code fixed), each code over "
         f"[-1, 1]; share of clean rows (|Spearman| >= {CLEAN_RHO} with the majority sign), "
-        "that sign, and the within-category correlation:",
+        "that sign, the within-category correlation, and the median change over the sweep "
+        "(slant in degrees, width and thickness in pixels):",
         "",
         "| code | " + " | ".join(MEASURES) + " | sweep purity |",
         "|---|" + "---|" * (len(MEASURES) + 1),
@@ -796,7 +810,8 @@ def markdown(report):
     for code in ("c1", "c2"):
         cells = [
             f"{sweeps[code][m]['clean_rows']:.1%} ({sweeps[code][m]['majority_sign']:+d}), "
-            f"{sweeps[code][m]['within_category_rho']:+.2f}"
+            f"{sweeps[code][m]['within_category_rho']:+.2f}, "
+            f"{sweeps[code][m]['median_abs_change']:.1f}"
             for m in MEASURES
         ]
         lines.append(

@@ -86,7 +86,10 @@ def test_evaluate_end_to_end_on_a_tiny_model(trained_run, tmp_path, monkeypatch)
         assert set(sweeps[code]) == {*evaluate.MEASURES, "sweep_purity"}
         for measure in evaluate.MEASURES:
             assert 0 <= sweeps[code][measure]["clean_rows"] <= 1
+            assert sweeps[code][measure]["median_abs_change"] >= 0
     roles = report["code_roles"]
+    slant_changes = {sweeps[code]["slant"]["median_abs_change"] for code in ("c1", "c2")}
+    assert {roles["rotation_turn_degrees"], roles["style_code_turn_degrees"]} == slant_changes
     assert {roles["rotation_code"], roles["style_code"]} == {"c1", "c2"}
     assert roles["style_measure"] in ("width", "thickness")
     text = (out / "evaluation.md").read_text()
@@ -99,15 +102,17 @@ def test_evaluate_end_to_end_on_a_tiny_model(trained_run, tmp_path, monkeypatch)
 
 
 def test_code_roles_name_the_rotation_code_and_the_other_style():
-    def code(slant, width, thickness):
-        return {"slant": {"clean_rows": slant}, "width": {"clean_rows": width},
-                "thickness": {"clean_rows": thickness}, "sweep_purity": 0.99}  # fmt: skip
+    def code(slant, width, thickness, turn):
+        return {"slant": {"clean_rows": slant, "median_abs_change": turn},
+                "width": {"clean_rows": width}, "thickness": {"clean_rows": thickness},
+                "sweep_purity": 0.99}  # fmt: skip
 
-    roles = evaluate.code_roles({"c1": code(0.1, 0.3, 0.92), "c2": code(0.97, 0.2, 0.1)})
+    roles = evaluate.code_roles({"c1": code(0.1, 0.3, 0.92, 4.0), "c2": code(0.97, 0.2, 0.1, 31.0)})
     assert (roles["rotation_code"], roles["rotation_clean_rows"]) == ("c2", 0.97)
     assert (roles["style_code"], roles["style_measure"], roles["style_clean_rows"]) == (
         "c1", "thickness", 0.92)  # fmt: skip
     assert roles["style_code_slant_clean_rows"] == 0.1
+    assert (roles["rotation_turn_degrees"], roles["style_code_turn_degrees"]) == (31.0, 4.0)
 
 
 def test_classifiers_are_cached_per_data_set_content():
@@ -131,6 +136,7 @@ def fake_row(seed, accuracy, fd_ratio, rotation):
     row = {column: 0.995 for column in multiseed.COLUMNS}
     row.update(seed=seed, test_accuracy=accuracy, fd_over_floor=fd_ratio,
                rotation_clean_rows=rotation, style_code_slant_clean_rows=0.1,
+               rotation_turn_degrees=30.0, style_code_turn_degrees=5.0,
                rotation_code="c2", style_code="c1", style_measure="thickness")  # fmt: skip
     return row
 
@@ -151,6 +157,26 @@ def test_multiseed_summary_picks_median_worst_best_by_direction_and_judges_targe
     assert targets["test accuracy median >= 0.98"]["met"]
     assert targets["FD at most 2.5x the train-vs-test floor (median)"]["met"]  # median 2.4
     assert not targets["a rotation code with >= 95 % clean rows in every seed"]["met"]
+    second_rotation = (
+        "the other code not a second rotation code (turns the digit < 10°) in every seed"
+    )
+    assert targets[second_rotation]["met"]  # 5 degrees in every seed
+    rows[2]["style_code_turn_degrees"] = 20.0  # seed 2's other code turns its digits too
+    assert not multiseed.targets(multiseed.summary_rows(rows))[second_rotation]["met"]
+
+
+def test_a_table_made_before_a_column_existed_renders_without_it_and_its_target():
+    rows = [fake_row(0, 0.985, 3.0, 0.97), fake_row(1, 0.96, 2.0, 0.99)]
+    for row in rows:
+        del row["style_code_turn_degrees"]
+    summary = multiseed.summary_rows(rows)
+    targets = multiseed.targets(summary)
+    assert "other code: turn" not in multiseed.markdown(
+        {"runs": rows, "summary": summary, "targets": targets}
+    )
+    assert "rotation code: turn" in multiseed.markdown({"runs": rows, "summary": summary})
+    assert not any("second rotation" in name for name in targets)
+    assert "test accuracy >= 0.97 in every seed" in targets
 
 
 def test_multiseed_renders_its_table_between_the_readme_markers(tmp_path):
@@ -177,7 +203,8 @@ def fake_run(run_dir, seed, accuracy, config):
     utils.write_json({**config, "seed": seed}, str(run_dir / "model" / "config.json"))
     roles = {key: fake_row(seed, accuracy, 3.0, 0.97)[key] for key in (
         "rotation_code", "rotation_clean_rows", "style_code", "style_measure",
-        "style_clean_rows", "style_code_slant_clean_rows", "sweep_purity")}  # fmt: skip
+        "style_clean_rows", "style_code_slant_clean_rows", "sweep_purity",
+        "rotation_turn_degrees", "style_code_turn_degrees")}  # fmt: skip
     report = {
         "categorical": {"hungarian_accuracy": accuracy, "nmi": 0.95, "ari": 0.9},
         "generated": {"purity_hungarian": 0.99, "inception_score": 9.5, "frechet_distance": 4.0,

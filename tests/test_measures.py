@@ -327,3 +327,36 @@ def test_within_category_rho():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError):
         sweep_statistics(CODE[:-1], np.zeros((3, CODE.size)))
+
+
+def test_median_abs_change_is_the_median_row_end_to_end_and_skips_broken_ends():
+    meas = np.vstack([2 * CODE, -5 * CODE, 3 * CODE, CODE])  # ends apart by 4, 10, 6, 2
+    meas[3, -1] = np.nan  # a row with an empty last image does not count
+    assert sweep_statistics(CODE, meas)["median_abs_change"] == pytest.approx(6.0)
+
+
+def stretched(image, factor):
+    """`image` stretched horizontally by `factor` about its centre (bilinear)."""
+    return ndimage.affine_transform(image, [1.0, 1.0 / factor], offset=[0, 13.5 * (1 - 1 / factor)],
+                                    order=1)  # fmt: skip
+
+
+def rotated(image, degrees):
+    return ndimage.rotate(image, degrees, reshape=False, order=1)
+
+
+def test_a_width_sweep_moves_a_leaning_digits_slant_cleanly_but_turns_it_little():
+    # Why evaluate.py reports the turn beside the clean rows: stretching a digit that leans 20
+    # degrees by 0.75-1.25 changes its lean monotonically (every row "clean" for slant), by
+    # about 9 degrees; turning it by +-15 degrees moves the same measure by about 30.
+    leaning = parallelogram(4, 20, np.tan(np.radians(20)))
+    factors, angles = np.linspace(0.75, 1.25, CODE.size), np.linspace(15, -15, CODE.size)
+    width_row = np.degrees(
+        image_measures(np.stack([stretched(leaning, f) for f in factors]))["slant"]
+    )
+    turn_row = np.degrees(image_measures(np.stack([rotated(leaning, a) for a in angles]))["slant"])
+    width_sweep = sweep_statistics(CODE, width_row[None])
+    turn_sweep = sweep_statistics(CODE, turn_row[None])
+    assert width_sweep["clean_rows"] == 1.0 and turn_sweep["clean_rows"] == 1.0
+    assert 5 < width_sweep["median_abs_change"] < 10
+    assert 25 < turn_sweep["median_abs_change"] < 35

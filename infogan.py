@@ -71,6 +71,11 @@ class Config:
     augment_degrees: float = option(
         15.0, "the augmented loss rotates the moved fakes by up to this many degrees either way"
     )
+    augment_epochs: int = option(
+        0, "with N > 0: --augment-degrees for the first N epochs, --late-augment-degrees after; "
+        "0: --augment-degrees throughout"
+    )  # fmt: skip
+    late_augment_degrees: float = option(15.0, "the rotation range after --augment-epochs")
     stroke_change: float = option(
         0.5, "the augmented loss also thickens or thins the moved fakes' strokes by up to this "
         "(1: about a pixel); 0: off"
@@ -115,6 +120,8 @@ BEFORE_OPTION_EXISTED = {
     "dataset": "mnist",
     "stroke_change": 0.0,
     "augment_degrees": 15.0,
+    "augment_epochs": 0,
+    "late_augment_degrees": 15.0,
     "lambda_contrastive": 0.0,
     "generator_ema": 0.0,
     "discriminator_statistics": "training",
@@ -159,8 +166,8 @@ def validate_config(config):
         return "--" + name.replace("_", "-")
 
     for name in ("g_lr", "d_lr", "beta1", "beta2", "lambda_cat", "lambda_cont",
-                 "lambda_cat_augmented", "stroke_change", "augment_degrees", "lambda_contrastive",
-                 "generator_ema"):  # fmt: skip
+                 "lambda_cat_augmented", "stroke_change", "augment_degrees",
+                 "late_augment_degrees", "lambda_contrastive", "generator_ema"):  # fmt: skip
         if not math.isfinite(getattr(config, name)):
             raise UserError(f"{flag(name)} must be a finite number, got {getattr(config, name)}")
     for name in ("epochs", "batch_size", "g_lr", "d_lr", "keep_checkpoints", "grid_columns"):
@@ -170,7 +177,8 @@ def validate_config(config):
         if not 0 <= getattr(config, name) < 1:
             raise UserError(f"{flag(name)} must be in [0, 1), got {getattr(config, name)}")
     for name in ("lambda_cat", "lambda_cont", "lambda_cat_augmented", "stroke_change",
-                 "augment_degrees", "lambda_contrastive"):  # fmt: skip
+                 "augment_degrees", "late_augment_degrees", "lambda_contrastive",
+                 "augment_epochs"):  # fmt: skip
         if getattr(config, name) < 0:
             raise UserError(f"{flag(name)} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.seed < 2**31:
@@ -269,10 +277,13 @@ def info_nll(categorical_code, continuous_codes, categorical_logits, mean, log_s
 # ---------------------------------------------------------------------------------- train step
 
 
-def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config, pair=None):
+def make_replica_step(
+    generator, discriminator, g_optimizer, d_optimizer, config, pair=None, augment_degrees=None
+):
     """One simultaneous update of G and of the discriminator (body, D head, Q head) from the same
     fakes, as in the official InfoGAN code; with --lambda-contrastive, `pair` is InfoGAN-CR's
-    (pair discriminator, its optimizer), updated in the same step. Returns
+    (pair discriminator, its optimizer), updated in the same step; with --augment-epochs,
+    `augment_degrees` is the variable the epoch loop sets to the rotation range. Returns
     replica_step(real_images, seed) -> dict of this replica's share of each loss (summed over the
     replicas, the global batch means).
 
@@ -324,7 +335,8 @@ def make_replica_step(generator, discriminator, g_optimizer, d_optimizer, config
             if config.lambda_cat_augmented:
                 # Q must also read the 10-way code from the fakes rotated, stretched and shifted
                 # (a third discriminator pass), so G cannot carry it in slant or width alone.
-                motions = affine_transforms(global_batch, seed, config.augment_degrees)
+                degrees = config.augment_degrees if augment_degrees is None else augment_degrees
+                motions = affine_transforms(global_batch, seed, degrees)
                 moved = apply_affine(fake_images, motions[mine])
                 if config.stroke_change:  # and thicker or thinner strokes
                     changes = stroke_changes(global_batch, seed, config.stroke_change)[mine]
@@ -541,6 +553,9 @@ class Training:
             [config.seed, 3] if config.discriminator_statistics == "real" else None
         )
         replicas = strategy.num_replicas_in_sync
+        # --augment-epochs: the rotation range, set by the epoch loop (a plain variable, not a
+        # distributed one: every worker sets it alike; read-only in the step).
+        self.augment_degrees = tf.Variable(config.augment_degrees, trainable=False, name="degrees")
         with strategy.scope():
             self.generator, self.discriminator = build_models(precision, replicas > 1)
             self.g_optimizer, self.d_optimizer = make_optimizers(
@@ -585,6 +600,7 @@ class Training:
             self.d_optimizer,
             config,
             self.pair,
+            self.augment_degrees if config.augment_epochs else None,
         )
         self.train_step = make_train_step(
             replica_step,
@@ -820,6 +836,7 @@ def train_epoch(training, x_train, config, epoch, clock, writer, max_steps=None)
     chunk = math.ceil(steps / 10)
     steps = min(steps, max_steps or steps)
     seeds = tf.constant(step_seeds(config.seed, epoch, steps))
+    training.augment_degrees.assign(augment_degrees(config, epoch))
     iterator = dataset_iterator(training.strategy, x_train, config, epoch)
     rows = []
     clock.start_epoch()
@@ -845,6 +862,13 @@ def train_epoch(training, x_train, config, epoch, clock, writer, max_steps=None)
                  for index in range(count)]  # fmt: skip
         clock.tick(count, epoch, start + count, steps, losses, config)
     return rows
+
+
+def augment_degrees(config, epoch):
+    """The augmented loss's rotation range in `epoch` (1-based)."""
+    if config.augment_epochs and epoch > config.augment_epochs:
+        return config.late_augment_degrees
+    return config.augment_degrees
 
 
 def kept_files(done):

@@ -484,7 +484,10 @@ def affine_transforms(count, seed, max_degrees=15.0, x_scale=0.2, y_scale=0.1, m
     tf = import_tensorflow()
 
     angle_seed, scale_seed, shift_seed = _tfp().random.split_seed(seed, n=3, salt="random_affine")
-    angle = tf.random.stateless_uniform([count], angle_seed, -1.0, 1.0) * np.radians(max_degrees)
+    # max_degrees: a number, or a tensor (--augment-epochs changes it during a run)
+    angle = tf.random.stateless_uniform([count], angle_seed, -1.0, 1.0) * (
+        max_degrees * np.pi / 180
+    )
     scale = 1.0 + tf.random.stateless_uniform([count, 2], scale_seed, -1.0, 1.0) * [
         x_scale,
         y_scale,

@@ -144,6 +144,27 @@ def test_the_augmented_loss_rotates_by_the_configured_range(monkeypatch):
     assert ranges == [90.0, 90.0, 0.0, 90.0]
 
 
+def test_augment_epochs_switch_the_range_the_compiled_step_reads():
+    config = infogan.Config(augment_degrees=30.0, augment_epochs=3, late_augment_degrees=10.0)
+    assert [infogan.augment_degrees(config, epoch) for epoch in (1, 3, 4, 20)] == [30, 30, 10, 10]
+    assert infogan.augment_degrees(infogan.Config(augment_degrees=30.0), 20) == 30.0
+
+    def augmented_nll(config, degrees=None):  # the first step's loss, from fresh networks
+        step = tf.function(infogan.make_replica_step(*fresh(config), config, None, degrees))
+        return step, float(step(real_batch(), tf.constant([0, 1]))["augmented_categorical_nll"])
+
+    scheduled = infogan.Config(batch_size=16, augment_degrees=30.0, augment_epochs=3)
+    for value in (30.0, 15.0):  # the variable's range, as a fixed range would give
+        fixed = infogan.Config(batch_size=16, augment_degrees=value)
+        loss = augmented_nll(scheduled, tf.Variable(value))[1]
+        assert loss == pytest.approx(augmented_nll(fixed)[1], rel=1e-5)
+    degrees = tf.Variable(30.0)
+    step, _ = augmented_nll(scheduled, degrees)
+    degrees.assign(15.0)
+    step(real_batch(), tf.constant([0, 2]))
+    assert step.experimental_get_tracing_count() == 1  # it reads the variable, not a constant
+
+
 @pytest.mark.parametrize("optimizer, augmented", [("sgd", 0.0), ("adam", 0.0), ("sgd", 1.0)])
 def test_compiled_step_matches_eager_step(optimizer, augmented):
     config = infogan.Config(batch_size=16, lambda_cat_augmented=augmented)

@@ -330,3 +330,18 @@ def test_the_statistics_images_are_a_fixed_sample_of_the_training_images():
     assert all(image.tobytes() in rows for image in images)
     assert len({image.tobytes() for image in images}) == len(images)  # no image twice
     assert not np.array_equal(images, infogan.statistics_images(x_train, [1, 3]))
+
+
+def test_the_epoch_loop_sets_the_range_of_its_epoch():
+    from conftest import MNIST_SMALL
+
+    from utils import read_data
+
+    config = infogan.Config(batch_size=16, augment_degrees=30.0, augment_epochs=1, seed=0)
+    strategy = infogan.make_strategy("one")
+    training = infogan.Training(config, strategy, "float32")
+    x_train = tf.constant(read_data(MNIST_SMALL)[0][:32])
+    clock, writer = infogan.Clock(2, 16), tf.summary.create_noop_writer()
+    for epoch, expected in ((1, 30.0), (2, 15.0)):
+        infogan.train_epoch(training, x_train, config, epoch, clock, writer, max_steps=1)
+        assert float(training.augment_degrees) == expected

@@ -113,20 +113,6 @@ class Config:
 
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE = {"epochs", "fresh", "data", "out", "progress", "strategy", "fused_adam", "preset"}
-# Options added after runs existed, with the value that reproduces a run made before each.
-BEFORE_OPTION_EXISTED = {
-    "precision": "float32",
-    "lambda_cat_augmented": 0.0,
-    "dataset": "mnist",
-    "stroke_change": 0.0,
-    "augment_degrees": 15.0,
-    "augment_epochs": 0,
-    "late_augment_degrees": 15.0,
-    "lambda_contrastive": 0.0,
-    "generator_ema": 0.0,
-    "discriminator_statistics": "training",
-}
-REMOVED_OPTIONS = {"noise_scale": 1.0}  # an old run resumes only if it used this value
 
 
 class Stopped(Exception):
@@ -214,6 +200,8 @@ import fused_adam  # noqa: E402
 from evaluate import cluster_accuracy, predict_codes  # noqa: E402
 from model import build_discriminator, build_generator, build_pair_discriminator  # noqa: E402
 from utils import (  # noqa: E402
+    BEFORE_OPTION_EXISTED,
+    REMOVED_OPTIONS,
     RunLock,
     RunPaths,
     UserError,

@@ -25,7 +25,15 @@ import sys
 
 import pandas as pd
 
-from utils import UserError, read_json, render_into, write_json, write_text
+from utils import (
+    BEFORE_OPTION_EXISTED,
+    REMOVED_OPTIONS,
+    UserError,
+    read_json,
+    render_into,
+    write_json,
+    write_text,
+)
 
 # column: (label, format, True if higher is better), read by row_for
 COLUMNS = {
@@ -95,14 +103,19 @@ def row_for(seed, run_dir):
 BOOKKEEPING = {"seed", "out", "data", "fresh", "progress", "keep_checkpoints", "strategy"}
 
 
-def training_options(config):
-    return {key: value for key, value in config.items() if key not in BOOKKEEPING}
+def training_options(config, names=None):
+    """The options of `names` (default: the config's) that change what a run computes; an option
+    the run predates counts as the value that reproduces it."""
+    predates = {**REMOVED_OPTIONS, **BEFORE_OPTION_EXISTED}
+    names = config.keys() if names is None else names
+    return {key: config.get(key, predates.get(key)) for key in names if key not in BOOKKEEPING}
 
 
 def earlier_rows(path, config):
     """{seed: row} of an earlier table, which must have been made with the same options."""
     table = read_json(path, "earlier table")
-    if training_options(table["config"]) != training_options(config):
+    names = set(table["config"]) | set(config)
+    if training_options(table["config"], names) != training_options(config, names):
         raise UserError(f"{path} was made with other training options than these runs; "
                         f"combine only tables of the same options")  # fmt: skip
     return {row["seed"]: row for row in table["runs"]}

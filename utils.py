@@ -554,6 +554,22 @@ def random_affine(images, seed, **ranges):
 GENERATOR_FILE = "infogan_model_generator.keras"
 DISCRIMINATOR_FILE = "infogan_model_discriminator.keras"
 
+# Run options added after runs existed, with the value that reproduces a run made before each
+# (a resumed run's saved options and an earlier table's config are read with them).
+BEFORE_OPTION_EXISTED = {
+    "precision": "float32",
+    "lambda_cat_augmented": 0.0,
+    "dataset": "mnist",
+    "stroke_change": 0.0,
+    "augment_degrees": 15.0,
+    "augment_epochs": 0,
+    "late_augment_degrees": 15.0,
+    "lambda_contrastive": 0.0,
+    "generator_ema": 0.0,
+    "discriminator_statistics": "training",
+}
+REMOVED_OPTIONS = {"noise_scale": 1.0}  # an old run resumes only if it used this value
+
 
 class RunPaths:
     """Where a run folder (infogan.py --out) keeps each of its files."""

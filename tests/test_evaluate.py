@@ -219,7 +219,10 @@ def fake_run(run_dir, seed, accuracy, config):
 
 def test_multiseed_takes_missing_seeds_from_an_earlier_table_of_the_same_options(tmp_path):
     config = {"lambda_cont": 1.0, "epochs": 15, "out": "runs/a", "data": "/somewhere/mnist.npz"}
-    fake_run(tmp_path / "runs" / "mnist_seed3", 3, 0.97, {**config, "out": "elsewhere"})
+    # The runs know an option the earlier table predates, at the value that reproduces it.
+    run_config = {**config, "out": "elsewhere", "augment_epochs": 0}
+    fake_run(tmp_path / "runs" / "mnist_seed3", 3, 0.97, run_config)
+    run_config_file = tmp_path / "runs" / "mnist_seed3" / "model" / "config.json"
     earlier = {"runs": [fake_row(0, 0.985, 3.0, 0.97)], "config": {**config, "seed": 0}}
     utils.write_json(earlier, str(tmp_path / "earlier.json"))
     stem = str(tmp_path / "table")
@@ -231,6 +234,13 @@ def test_multiseed_takes_missing_seeds_from_an_earlier_table_of_the_same_options
     with pytest.raises(SystemExit, match=r"seeds \[1\]: no folder"):
         multiseed.main(["--seeds", "1", "3", "--rows-from", str(tmp_path / "earlier.json"),
                         *common])  # fmt: skip
+    run_config["augment_epochs"] = 5  # not so at another value
+    utils.write_json({**run_config, "seed": 3}, str(run_config_file))
+    with pytest.raises(SystemExit, match="other training options"):
+        multiseed.main(["--seeds", "0", "3", "--rows-from", str(tmp_path / "earlier.json"),
+                        *common])  # fmt: skip
+    run_config["augment_epochs"] = 0
+    utils.write_json({**run_config, "seed": 3}, str(run_config_file))
     earlier["config"]["lambda_cont"] = 2.0  # another recipe's table does not mix in
     utils.write_json(earlier, str(tmp_path / "earlier.json"))
     with pytest.raises(SystemExit, match="other training options"):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import infogan
-from multiseed import BOOKKEEPING
+from multiseed import BOOKKEEPING, training_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,9 +29,5 @@ def test_published_results_come_from_the_defaults(path, key):
     with open(os.path.join(ROOT, path)) as file:
         config = json.load(file)
     config = config[key] if key else config
-    # An option added after the file was made counts as the value that reproduces it.
-    trained_with = {
-        name: config.get(name, infogan.BEFORE_OPTION_EXISTED.get(name))
-        for name in default_options()
-    }
+    trained_with = training_options(config, default_options())
     assert trained_with == default_options(), f"{path} was made with other options"

@@ -115,9 +115,14 @@ def earlier_rows(path, config):
     """{seed: row} of an earlier table, which must have been made with the same options."""
     table = read_json(path, "earlier table")
     names = set(table["config"]) | set(config)
-    if training_options(table["config"], names) != training_options(config, names):
-        raise UserError(f"{path} was made with other training options than these runs; "
-                        f"combine only tables of the same options")  # fmt: skip
+    theirs, ours = training_options(table["config"], names), training_options(config, names)
+    changed = [f"{key} {theirs[key]!r}, here {ours[key]!r}" for key in sorted(theirs)
+               if theirs[key] != ours[key]]  # fmt: skip
+    if changed:
+        raise UserError(
+            f"{path} was made with other training options than these runs "
+            f"({'; '.join(changed)}); combine only tables of the same options"
+        )
     return {row["seed"]: row for row in table["runs"]}
 
 

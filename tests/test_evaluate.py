@@ -236,7 +236,7 @@ def test_multiseed_takes_missing_seeds_from_an_earlier_table_of_the_same_options
                         *common])  # fmt: skip
     run_config["augment_epochs"] = 5  # not so at another value
     utils.write_json({**run_config, "seed": 3}, str(run_config_file))
-    with pytest.raises(SystemExit, match="other training options"):
+    with pytest.raises(SystemExit, match=r"these runs \(augment_epochs 0, here 5\)"):
         multiseed.main(["--seeds", "0", "3", "--rows-from", str(tmp_path / "earlier.json"),
                         *common])  # fmt: skip
     run_config["augment_epochs"] = 0

@@ -76,6 +76,10 @@ class Config:
         "0: --augment-degrees throughout"
     )  # fmt: skip
     late_augment_degrees: float = option(15.0, "the rotation range after --augment-epochs")
+    augment_deslant: bool = option(
+        False, "the augmented loss first shears each fake upright (no slant by its image "
+        "moments), so Q reads the 10-way code from upright digits there"
+    )  # fmt: skip
     stroke_change: float = option(
         0.5, "the augmented loss also thickens or thins the moved fakes' strokes by up to this "
         "(1: about a pixel); 0: off"
@@ -211,6 +215,7 @@ from utils import (  # noqa: E402
     change_strokes,
     check_free_space,
     contrastive_pairs,
+    deslanted,
     ensure_writable,
     first_line,
     image_grid,
@@ -324,8 +329,10 @@ def make_replica_step(
                 # Q must also read the 10-way code from the fakes rotated, stretched and shifted
                 # (a third discriminator pass), so G cannot carry it in slant or width alone.
                 degrees = config.augment_degrees if augment_degrees is None else augment_degrees
-                motions = affine_transforms(global_batch, seed, degrees)
-                moved = apply_affine(fake_images, motions[mine])
+                motions = affine_transforms(global_batch, seed, degrees)[mine]  # (b, 8)
+                if config.augment_deslant:  # upright first: no slant reaches Q in this term
+                    motions = deslanted(fake_images, motions)
+                moved = apply_affine(fake_images, motions)
                 if config.stroke_change:  # and thicker or thinner strokes
                     changes = stroke_changes(global_batch, seed, config.stroke_change)[mine]
                     moved = change_strokes(moved, changes)

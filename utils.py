@@ -523,6 +523,35 @@ def apply_affine(images, transforms):
     )
 
 
+def deslanted(images, transforms, max_shear=3.0):
+    """`transforms` (B, 8) that first shear each of `images` (B, 28, 28, 1) in [-1, 1] upright:
+    the shear that zeroes its intensity-weighted moment mu11 (slant as evaluate.py measures it),
+    capped at +-`max_shear`, composed with the given motions into one resampling. No gradient
+    flows through the measured shear."""
+    tf = import_tensorflow()
+
+    ink = tf.stop_gradient((tf.cast(images[..., 0], tf.float32) + 1.0) / 2.0)  # (B, 28, 28)
+    mass = tf.reduce_sum(ink, [1, 2])  # (B,)
+    safe = tf.maximum(mass, 1e-6)
+    coordinate = tf.range(IMAGE_SHAPE[0], dtype=tf.float32)  # rows down, columns right
+    row_mass, column_mass = tf.reduce_sum(ink, 2), tf.reduce_sum(ink, 1)  # (B, 28) each
+    mean_y = tf.reduce_sum(row_mass * coordinate, 1) / safe
+    mean_x = tf.reduce_sum(column_mass * coordinate, 1) / safe
+    mu02 = tf.reduce_sum(row_mass * coordinate**2, 1) / safe - mean_y**2
+    mxy = tf.einsum("bij,i,j->b", ink, coordinate, coordinate) / safe
+    mu11 = mxy - mean_x * mean_y
+    shear = tf.where(mu02 > 1e-6, mu11 / tf.maximum(mu02, 1e-6), 0.0)  # dx per row downwards
+    shear = tf.clip_by_value(shear, -max_shear, max_shear)
+    # The motion maps an output pixel to (u, v); the upright image there reads the input at
+    # (u + shear * (v - mean_y), v).
+    m00, m01, offset_x, m10, m11, offset_y, c0, c1 = tf.unstack(transforms, axis=1)
+    return tf.stack(
+        [m00 + shear * m10, m01 + shear * m11, offset_x + shear * (offset_y - mean_y),
+         m10, m11, offset_y, c0, c1],
+        axis=1,
+    )  # fmt: skip
+
+
 def stroke_changes(count, seed, max_change):
     """`count` random stroke-thickness changes (count,) uniform in [-max_change, max_change]:
     > 0 thickens, < 0 thins (see change_strokes). Salted apart from the motions' draws."""
@@ -567,6 +596,7 @@ BEFORE_OPTION_EXISTED = {
     "lambda_contrastive": 0.0,
     "generator_ema": 0.0,
     "discriminator_statistics": "training",
+    "augment_deslant": False,
 }
 REMOVED_OPTIONS = {"noise_scale": 1.0}  # an old run resumes only if it used this value
 

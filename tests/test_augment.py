@@ -78,3 +78,26 @@ def test_stroke_changes_thicken_and_thin_and_keep_the_gradient():
     draws = np.asarray(stroke_changes(1000, [1, 2], 0.5))
     assert draws.min() >= -0.5 and draws.max() <= 0.5 and draws.min() < -0.4 and draws.max() > 0.4
     np.testing.assert_array_equal(draws, stroke_changes(1000, [1, 2], 0.5))
+
+
+def test_deslanting_makes_leaning_bars_upright_before_the_motion():
+    from utils import affine_transforms, apply_affine, deslanted
+
+    shears = np.array([-0.6, -0.3, 0.0, 0.3, 0.6], np.float32)  # dx per row down
+    bars = -np.ones((5, 28, 28, 1), np.float32)
+    for bar, shear in zip(bars, shears, strict=True):
+        for row in range(5, 23):
+            column = int(round(13 + shear * (row - 14)))
+            bar[row, column - 1 : column + 2] = 1.0
+    bars = tf.constant(bars)
+    slant = image_measures(unit(bars))["slant"]
+    assert np.abs(slant).max() > np.radians(25)  # the input leans, both ways
+    still = affine_transforms(5, [1, 2], **STILL)
+    upright = image_measures(unit(apply_affine(bars, deslanted(bars, still))))["slant"]
+    assert np.abs(upright).max() < np.radians(2)
+    turns = affine_transforms(5, [1, 2], **{**STILL, "max_degrees": 15.0})  # upright, then turned
+    turned = image_measures(unit(apply_affine(bars, deslanted(bars, turns))))["slant"]
+    alone = image_measures(unit(apply_affine(vertical_bars(5), turns)))["slant"]
+    np.testing.assert_allclose(turned, alone, atol=np.radians(2))
+    blank = -tf.ones((2, 28, 28, 1))  # no ink: no shear, the motion alone
+    np.testing.assert_array_equal(deslanted(blank, still[:2]), still[:2])

@@ -134,14 +134,20 @@ def test_the_augmented_loss_rotates_by_the_configured_range(monkeypatch):
 
     monkeypatch.setattr(infogan, "affine_transforms", recording)
 
-    def augmented_nll(degrees):
-        config = infogan.Config(batch_size=16, augment_degrees=degrees)
+    upright = []
+    deslanted = infogan.deslanted
+    monkeypatch.setattr(infogan, "deslanted", lambda *args: upright.append(1) or deslanted(*args))
+
+    def augmented_nll(degrees, deslant=False):
+        config = infogan.Config(batch_size=16, augment_degrees=degrees, augment_deslant=deslant)
         step = step_of(config, *fresh(config), compile=False)
         return float(step(real_batch(), tf.constant([0, 1]))["augmented_categorical_nll"])
 
     assert augmented_nll(90.0) == augmented_nll(90.0)
     assert augmented_nll(0.0) != augmented_nll(90.0)
-    assert ranges == [90.0, 90.0, 0.0, 90.0]
+    assert ranges == [90.0, 90.0, 0.0, 90.0] and not upright
+    assert augmented_nll(0.0, deslant=True) != augmented_nll(0.0)  # --augment-deslant shears
+    assert upright == [1]
 
 
 def test_augment_epochs_switch_the_range_the_compiled_step_reads():

@@ -1,5 +1,7 @@
 import numpy as np
 import tensorflow as tf
+from conftest import MNIST_SMALL
+from scipy.ndimage import grey_dilation, grey_erosion
 
 from evaluate import image_measures
 from utils import random_affine
@@ -71,6 +73,14 @@ def test_stroke_changes_thicken_and_thin_and_keep_the_gradient():
     thickness = image_measures(unit(changed))["thickness"]
     assert thickness[0] < thickness[1] < thickness[2]
     np.testing.assert_array_equal(changed[1], bars[1])  # no change is the identity
+    # On digits, a blend towards the 3x3 grey-level dilation (> 0) or erosion (< 0), as defined.
+    digits = np.load(MNIST_SMALL)["x_test"][:4, :, :, None].astype(np.float32) / 127.5 - 1
+    changes = np.array([0.7, -0.7, 1.0, -0.3], np.float32)
+    expected = []
+    for image, change in zip(digits, changes, strict=True):
+        pooled = (grey_dilation if change > 0 else grey_erosion)(image, (3, 3, 1))
+        expected.append(image + abs(change) * (pooled - image))
+    np.testing.assert_allclose(change_strokes(tf.constant(digits), changes), expected, atol=1e-6)
     with tf.GradientTape() as tape:
         tape.watch(bars)
         total = tf.reduce_sum(change_strokes(bars, tf.constant([-0.5, 0.2, 0.5])))

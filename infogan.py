@@ -98,6 +98,10 @@ class Config:
         "averages of training (the paper), which mix real, fake and moved fake batches",
         choices=("real", "training"),
     )  # fmt: skip
+    q_head: str = option(
+        "shared", "Q's hidden layer of 128: one for all its outputs (the paper), or one for the "
+        "10-way code and one for the continuous codes (separate)", choices=("shared", "separate")
+    )  # fmt: skip
     continuous_std: str = option(
         "fixed", "std of Q's Gaussian: fixed at 1 (official code) or learned", choices=("fixed",
                                                                                    "learned")
@@ -473,13 +477,13 @@ def training_precision(requested):
     return resolve_precision(requested, capabilities)
 
 
-def build_models(precision, synchronized_bn=False):
+def build_models(precision, synchronized_bn=False, q_head="shared"):
     """G and the discriminator with their layers computing in `precision` (a Keras dtype policy)."""
     return built_in(
         precision,
         lambda: (
             build_generator(synchronized_bn=synchronized_bn),
-            build_discriminator(synchronized_bn=synchronized_bn),
+            build_discriminator(synchronized_bn=synchronized_bn, q_head=q_head),
         ),
     )
 
@@ -552,7 +556,9 @@ class Training:
         # distributed one: every worker sets it alike; read-only in the step).
         self.augment_degrees = tf.Variable(config.augment_degrees, trainable=False, name="degrees")
         with strategy.scope():
-            self.generator, self.discriminator = build_models(precision, replicas > 1)
+            self.generator, self.discriminator = build_models(
+                precision, replicas > 1, config.q_head
+            )
             self.g_optimizer, self.d_optimizer = make_optimizers(
                 self.generator, self.discriminator, config, replicas
             )
@@ -614,7 +620,11 @@ class Training:
         # one device a model that computes in float32 (the average always) is its own export.
         self.exports = tuple(
             model if replicas == 1 and model.compute_dtype == "float32" else build()
-            for model, build in zip(self.saved, (build_generator, build_discriminator), strict=True)
+            for model, build in zip(
+                self.saved,
+                (build_generator, lambda: build_discriminator(q_head=config.q_head)),
+                strict=True,
+            )
         )
 
     def sync_exports(self, x_train):

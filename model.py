@@ -54,12 +54,14 @@ def build_generator(name="generator", synchronized_bn=False):
     return keras.Model(latent, image, name=name)
 
 
-def build_discriminator(name="discriminator", synchronized_bn=False):
+def build_discriminator(name="discriminator", synchronized_bn=False, q_head="shared"):
     """Shared body + D head + Q head: image (B, 28, 28, 1) -> the four DISCRIMINATOR_OUTPUTS.
 
     d_logit (B, 1): real/fake logit (no sigmoid; losses use from_logits).
     categorical_logits (B, 10): Q's logits for c_cat.
     continuous_mean, continuous_log_std (B, 2): Q's Gaussian for c1 and c2, one unit per code.
+    q_head: "shared", one hidden layer of 128 for all of Q's outputs (the paper), or "separate",
+    one for the categorical logits and one for the continuous codes.
     """
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = layers.Conv2D(64, 4, strides=2, padding="same", name="d_conv1")(image)
@@ -74,12 +76,20 @@ def build_discriminator(name="discriminator", synchronized_bn=False):
 
     d_logit = layers.Dense(1, name="d_logit")(features)
 
-    q = layers.Dense(128, use_bias=False, name="q_fc1")(features)
-    q = batch_norm(synchronized_bn, "q_bn1")(q)
-    q = layers.LeakyReLU(LEAKY_SLOPE, name="q_lrelu1")(q)
-    categorical_logits = layers.Dense(CATEGORICAL_DIM, name="categorical_logits")(q)
-    continuous_mean = layers.Dense(CONTINUOUS_DIM, name="continuous_mean")(q)
-    continuous_log_std = layers.Dense(CONTINUOUS_DIM, name="continuous_log_std")(q)
+    def q_hidden(suffix):  # (B, 128)
+        q = layers.Dense(128, use_bias=False, name="q_fc1" + suffix)(features)
+        q = batch_norm(synchronized_bn, "q_bn1" + suffix)(q)
+        return layers.LeakyReLU(LEAKY_SLOPE, name="q_lrelu1" + suffix)(q)
+
+    if q_head == "shared":
+        categorical_q = continuous_q = q_hidden("")
+    elif q_head == "separate":
+        categorical_q, continuous_q = q_hidden("_categorical"), q_hidden("_continuous")
+    else:
+        raise ValueError(f"q_head must be 'shared' or 'separate', got {q_head!r}")
+    categorical_logits = layers.Dense(CATEGORICAL_DIM, name="categorical_logits")(categorical_q)
+    continuous_mean = layers.Dense(CONTINUOUS_DIM, name="continuous_mean")(continuous_q)
+    continuous_log_std = layers.Dense(CONTINUOUS_DIM, name="continuous_log_std")(continuous_q)
     return keras.Model(
         image,
         [d_logit, categorical_logits, continuous_mean, continuous_log_std],

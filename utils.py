@@ -597,6 +597,7 @@ BEFORE_OPTION_EXISTED = {
     "generator_ema": 0.0,
     "discriminator_statistics": "training",
     "augment_deslant": False,
+    "q_head": "shared",
 }
 REMOVED_OPTIONS = {"noise_scale": 1.0}  # an old run resumes only if it used this value
 

@@ -60,8 +60,29 @@ def test_q_has_its_own_mean_and_std_per_code():
         assert tuple(kernel.shape) == (128, CONTINUOUS_DIM)  # one output unit per code
 
 
-def test_variable_groups_partition_the_discriminator():
-    discriminator = model.build_discriminator()
+def test_a_separate_q_head_gives_each_kind_of_code_its_own_hidden_layer():
+    images = tf.random.stateless_uniform((8, 28, 28, 1), [0, 1], -1, 1)
+    used = {}
+    for q_head in ("shared", "separate"):
+        discriminator = model.build_discriminator(q_head=q_head)
+        hidden = [v for v in model.q_head_variables(discriminator) if "fc1" in v.path]
+        with tf.GradientTape(persistent=True) as tape:
+            _, categorical_logits, mean, _ = discriminator(images, training=True)
+        used[q_head] = [
+            [tape.gradient(output, kernel) is not None for kernel in hidden]
+            for output in (categorical_logits, mean)
+        ]
+    assert used["shared"] == [[True], [True]]  # the paper: one q_fc1 for all outputs
+    assert used["separate"] == [[True, False], [False, True]]  # q_fc1_categorical, _continuous
+    separate = model.build_discriminator(q_head="separate")
+    assert separate.count_params() == model.build_discriminator().count_params() + dense(
+        1024, 128, False
+    ) + bn(128)
+
+
+@pytest.mark.parametrize("q_head", ["shared", "separate"])
+def test_variable_groups_partition_the_discriminator(q_head):
+    discriminator = model.build_discriminator(q_head=q_head)
     body = {id(v) for v in model.body_variables(discriminator)}
     head = {id(v) for v in model.q_head_variables(discriminator)}
     d_head = {id(v) for v in discriminator.get_layer("d_logit").trainable_variables}

@@ -261,6 +261,19 @@ def test_float32_exports_of_a_bf16_run_compute_what_float32_models_would():
     assert float32.exports == float32.saved  # nothing to copy
 
 
+def test_the_q_head_option_reaches_the_trained_and_the_exported_discriminator():
+    config = infogan.Config(batch_size=16, q_head="separate")
+    training = infogan.Training(config, tf.distribute.get_strategy(), "mixed_bfloat16")
+    for discriminator in (training.discriminator, training.exports[1]):
+        names = {layer.name for layer in discriminator.layers}
+        assert {"q_fc1_categorical", "q_fc1_continuous"} <= names and "q_fc1" not in names
+    training.sync_exports(uint8_images())  # the weights copy between the two
+    np.testing.assert_array_equal(
+        training.exports[1].get_layer("q_fc1_continuous").kernel,
+        training.discriminator.get_layer("q_fc1_continuous").kernel,
+    )
+
+
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_the_generator_average_trails_g_and_is_exported_with_its_own_statistics(precision):
     config = infogan.Config(batch_size=16, generator_ema=0.9)

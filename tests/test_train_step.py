@@ -325,7 +325,7 @@ def test_the_saved_discriminator_gets_the_statistics_of_real_images(precision):
     twin = infogan.build_discriminator()  # float32, same weights: its passes give the inputs
     infogan.copy_weights(twin, exported)
     for name in ("d_bn2", "d_bn3", "q_bn1"):
-        inputs_of = keras.Model(twin.inputs, twin.get_layer(name).input)
+        inputs_of = keras.Model(twin.input, twin.get_layer(name).input)
         chunks = [
             np.asarray(inputs_of(part, training=True)) for part in (images[:256], images[256:])
         ]

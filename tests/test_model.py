@@ -74,10 +74,9 @@ def test_a_separate_q_head_gives_each_kind_of_code_its_own_hidden_layer():
         ]
     assert used["shared"] == [[True], [True]]  # the paper: one q_fc1 for all outputs
     assert used["separate"] == [[True, False], [False, True]]  # q_fc1_categorical, _continuous
-    separate = model.build_discriminator(q_head="separate")
-    assert separate.count_params() == model.build_discriminator().count_params() + dense(
-        1024, 128, False
-    ) + bn(128)
+    second_hidden_layer = dense(1024, 128, False) + bn(128)
+    separate, shared = model.build_discriminator(q_head="separate"), model.build_discriminator()
+    assert separate.count_params() == shared.count_params() + second_hidden_layer
 
 
 @pytest.mark.parametrize("q_head", ["shared", "separate"])
